@@ -1,0 +1,1 @@
+"""Hybrid ANN-SNN event-camera human pose estimation for ROS 2."""

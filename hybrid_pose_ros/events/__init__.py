@@ -1,0 +1,1 @@
+"""Event arrays, binning, input representations and sensor geometry (no ROS imports)."""

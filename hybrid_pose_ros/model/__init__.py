@@ -1,0 +1,1 @@
+"""The hybrid ANN-SNN networks, presets, checkpoints and energy accounting (no ROS imports)."""

@@ -1,0 +1,41 @@
+"""ament_python package definition for hybrid_pose_ros."""
+from glob import glob
+import os
+
+from setuptools import find_packages, setup
+
+PACKAGE = 'hybrid_pose_ros'
+
+
+def share(folder: str, pattern: str) -> tuple[str, list[str]]:
+    """Install files matching ``folder/pattern`` into ``share/<package>/<folder>``."""
+    return (os.path.join('share', PACKAGE, folder), sorted(glob(os.path.join(folder, pattern))))
+
+
+setup(
+    name=PACKAGE,
+    version='0.1.0',
+    packages=find_packages(exclude=['test', 'test.*']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
+        ('share/' + PACKAGE, ['package.xml']),
+        share('launch', '*.launch.py'),
+        share('config', '*.yaml'),
+        share('rviz', '*.rviz'),
+        share('weights', '*.pt'),
+        share('weights', '*.json'),
+    ],
+    install_requires=['setuptools'],
+    zip_safe=True,
+    maintainer='hybrid_pose_ros maintainers',
+    maintainer_email='maintainers@hybrid-pose-ros.org',
+    description='Hybrid ANN-SNN human pose estimation from event cameras for ROS 2.',
+    license='MIT',
+    extras_require={'test': ['pytest']},
+    entry_points={
+        'console_scripts': [
+            'hybrid_pose_node = hybrid_pose_ros.ros.node:main',
+            'hybrid_pose_model_bench = hybrid_pose_ros.tools.model_bench:main',
+        ],
+    },
+)
