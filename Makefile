@@ -1,0 +1,26 @@
+# hybrid_pose_ros on a machine without ROS: `make test` and `make demo` set everything up.
+# Every target that starts ROS processes keeps DDS on loopback in a domain of its own.
+SHELL := /bin/bash
+VENV := $(CURDIR)/.venv
+PYTHON := $(VENV)/bin/python
+ROS_ENV := ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_DOMAIN_ID=$$(( RANDOM % 100 + 1 ))
+
+.PHONY: setup test lint demo bench clean
+
+setup:
+	@bash scripts/setup_env.sh
+
+test: setup
+	$(ROS_ENV) $(PYTHON) -m pytest -q
+
+lint: setup
+	$(PYTHON) -m pytest -q -m linter
+
+demo: setup
+	$(ROS_ENV) $(PYTHON) -m hybrid_pose_ros.tools.demo --output demo_output
+
+bench: setup
+	$(ROS_ENV) $(PYTHON) -m hybrid_pose_ros.tools.model_bench --json bench_output/model.json
+
+clean:
+	rm -rf $(VENV) build demo_output bench_output
