@@ -1,0 +1,104 @@
+"""
+The node's parameters: names, defaults, descriptions and validation, defined once.
+
+``config/hybrid.yaml`` and the README's parameter table are checked against this table by the
+tests, and the node declares exactly these parameters with these descriptions.
+"""
+from dataclasses import dataclass
+from typing import Any, Callable
+
+INPUT_TYPES = ('event_packet', 'dvs')
+RELIABILITIES = ('best_effort', 'reliable')
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """One node parameter: its default, what it means, and a check returning an error or None."""
+
+    name: str
+    default: Any
+    description: str
+    check: Callable[[Any], str | None]
+
+
+def _one_of(options: tuple[str, ...]) -> Callable[[Any], str | None]:
+    return lambda v: None if v in options else f'must be one of {", ".join(options)}'
+
+
+def _at_least(minimum: float) -> Callable[[Any], str | None]:
+    return lambda v: None if v >= minimum else f'must be >= {minimum}'
+
+
+def _device(value: str) -> str | None:
+    if value == 'cpu' or value == 'cuda' or (
+            value.startswith('cuda:') and value[5:].isdigit()):
+        return None
+    return "must be 'cpu', 'cuda' or 'cuda:N'"
+
+
+def _intrinsics(value: list[float]) -> str | None:
+    value = list(value)
+    if len(value) != 4:
+        return 'must be [fx, fy, cx, cy]'
+    if value[:2] == [0.0, 0.0] or (value[0] > 0 and value[1] > 0):
+        return None
+    return 'fx and fy must both be > 0 (or both 0 to use marker_pixel_size)'
+
+
+def _topic(value: str) -> str | None:
+    return None if value and ' ' not in value else 'must be a non-empty topic name'
+
+
+def _always_valid(_: Any) -> None:
+    return None
+
+
+PARAMETERS: tuple[ParameterSpec, ...] = (
+    ParameterSpec('checkpoint', '', 'Model checkpoint (.pt); empty selects the weights installed '
+                  'with the package.', _always_valid),
+    ParameterSpec('device', 'cpu', "Torch device: 'cpu', 'cuda' or 'cuda:N'. If CUDA is "
+                  'requested but unavailable the node logs a warning and uses the CPU.', _device),
+    ParameterSpec('threads', 2, 'Torch intra-op threads for the model.', _at_least(1)),
+    ParameterSpec('input_type', 'event_packet', 'Input message type: event_packet '
+                  '(event_camera_msgs/EventPacket) or dvs (dvs_msgs/EventArray).',
+                  _one_of(INPUT_TYPES)),
+    ParameterSpec('events_topic', 'events', 'Topic of the event messages.', _topic),
+    ParameterSpec('qos_depth', 100, 'Queue depth of the event subscription.', _at_least(1)),
+    ParameterSpec('qos_reliability', 'best_effort', 'Reliability of the event subscription; '
+                  'best_effort matches both best-effort drivers and reliable bag replay.',
+                  _one_of(RELIABILITIES)),
+    ParameterSpec('bin_us', 0, 'SNN bin length in microseconds of event time; 0 takes the '
+                  "checkpoint's value (10000 = 100 Hz).", _at_least(0)),
+    ParameterSpec('max_pending_bins', 50, 'Completed bins allowed to wait for the SNN; beyond '
+                  'this the oldest whole window is dropped and counted.', _at_least(1)),
+    ParameterSpec('frame_id', '', 'Frame of the outputs; empty uses the frame_id of the input '
+                  'messages.', _always_valid),
+    ParameterSpec('camera_intrinsics', [0.0, 0.0, 0.0, 0.0], 'Pinhole intrinsics [fx, fy, cx, '
+                  'cy] in sensor pixels for placing markers; fx = fy = 0 uses '
+                  'marker_pixel_size around the image centre.', _intrinsics),
+    ParameterSpec('marker_pixel_size', 0.002, 'Metres per sensor pixel of the marker image '
+                  'plane when no intrinsics are given.', _at_least(1e-9)),
+    ParameterSpec('marker_plane_depth', 1.0, 'Distance of the marker image plane from the '
+                  'optical centre in metres.', _at_least(1e-6)),
+    ParameterSpec('marker_lifetime', 0.25, 'Lifetime of skeleton markers in seconds.',
+                  _at_least(0.0)),
+    ParameterSpec('min_confidence', 0.05, 'Joints below this confidence are published as '
+                  'missing (NaN).', _at_least(0.0)),
+    ParameterSpec('debug_image', True, 'Publish ~/debug_image (only while it has '
+                  'subscribers).', _always_valid),
+    ParameterSpec('diagnostics_period', 1.0, 'Seconds between /diagnostics messages.',
+                  _at_least(0.05)),
+)
+
+PARAMETER_BY_NAME: dict[str, ParameterSpec] = {spec.name: spec for spec in PARAMETERS}
+
+
+def validate(name: str, value: Any) -> str | None:
+    """Return why ``value`` is invalid for parameter ``name``, or None if it is valid."""
+    spec = PARAMETER_BY_NAME.get(name)
+    if spec is None:
+        return f'unknown parameter {name!r}'
+    if type(value) is not type(spec.default) and not (
+            isinstance(spec.default, float) and isinstance(value, int)):
+        return f'must be of type {type(spec.default).__name__}, got {type(value).__name__}'
+    return spec.check(value)

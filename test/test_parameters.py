@@ -1,0 +1,28 @@
+# Copyright 2026 hybrid_pose_ros maintainers. MIT License.
+"""The parameter file and the parameter table agree, and validation gives reasons."""
+from helpers import REPO_ROOT
+from hybrid_pose_ros.ros.parameters import PARAMETERS, validate
+import yaml
+
+
+def test_config_file_lists_every_parameter_with_its_default():
+    with open(REPO_ROOT / 'config' / 'hybrid.yaml') as f:
+        values = yaml.safe_load(f)['/**']['ros__parameters']
+    assert values == {spec.name: spec.default for spec in PARAMETERS}
+
+
+def test_every_default_is_valid():
+    for spec in PARAMETERS:
+        assert validate(spec.name, spec.default) is None, spec.name
+
+
+def test_invalid_values_are_rejected_with_a_reason():
+    assert validate('device', 'gpu') == "must be 'cpu', 'cuda' or 'cuda:N'"
+    assert validate('device', 'cuda:1') is None
+    assert validate('input_type', 'evt3') == 'must be one of event_packet, dvs'
+    assert validate('qos_depth', 0) == 'must be >= 1'
+    assert validate('qos_depth', 'ten') == 'must be of type int, got str'
+    assert validate('camera_intrinsics', [500.0, -1.0, 173.0, 130.0]).startswith('fx and fy')
+    assert validate('camera_intrinsics', [500.0, 500.0, 173.0, 130.0]) is None
+    assert validate('marker_lifetime', 1) is None
+    assert validate('no_such_parameter', 1) == "unknown parameter 'no_such_parameter'"
