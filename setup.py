@@ -16,6 +16,7 @@ setup(
     name=PACKAGE,
     version='0.1.0',
     packages=find_packages(exclude=['test', 'test.*']),
+    package_data={PACKAGE: ['ros/msg/*.msg']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
         ('share/' + PACKAGE, ['package.xml']),
@@ -36,6 +37,7 @@ setup(
         'console_scripts': [
             'hybrid_pose_node = hybrid_pose_ros.ros.node:main',
             'hybrid_pose_model_bench = hybrid_pose_ros.tools.model_bench:main',
+            'hybrid_pose_replay = hybrid_pose_ros.ros.replay:main',
         ],
     },
 )

@@ -12,7 +12,7 @@ INTERFACES=(test/interfaces/dvs_msgs test/interfaces/event_camera_msgs)
 
 fingerprint() {
   cat requirements/venv.txt scripts/setup_env.sh setup.py setup.cfg package.xml \
-    $(find "${INTERFACES[@]}" -type f | sort) | sha256sum | cut -d' ' -f1
+    $(find -L "${INTERFACES[@]}" -type f | sort) | sha256sum | cut -d' ' -f1
 }
 
 want=$(fingerprint)

@@ -1,0 +1,29 @@
+"""
+The event message definitions (dvs_msgs, event_camera_msgs), kept once in ``ros/msg/``.
+
+The same files build the interface packages on machines without ROS (``test/interfaces`` links
+to them) and register the types with rosbags for reading and writing bags.
+"""
+import pathlib
+
+from rosbags.typesys import get_types_from_msg, get_typestore, Stores
+
+MSG_DIR = pathlib.Path(__file__).resolve().parent / 'msg'
+EVENT_MESSAGE_TYPES = ('dvs_msgs/msg/Event', 'dvs_msgs/msg/EventArray',
+                       'event_camera_msgs/msg/EventPacket')
+
+
+def message_definition(type_name: str) -> str:
+    """Return the .msg text of ``pkg/msg/Name`` for one of :data:`EVENT_MESSAGE_TYPES`."""
+    package, _, name = type_name.split('/')
+    return (MSG_DIR / f'{package}__{name}.msg').read_text()
+
+
+def event_typestore():
+    """Return a rosbags typestore (Kilted) with the event message types registered."""
+    typestore = get_typestore(Stores.ROS2_KILTED)
+    types = {}
+    for type_name in EVENT_MESSAGE_TYPES:
+        types.update(get_types_from_msg(message_definition(type_name), type_name))
+    typestore.register(types)
+    return typestore

@@ -1,0 +1,121 @@
+"""
+Build the node's output messages from joint arrays: PoseArray, skeleton MarkerArray, stamps.
+
+Pixel convention of ``~/pose``: ``position.x`` is the sensor column and ``position.y`` the sensor
+row, in pixels, with integer values at pixel centres and (0, 0) the centre of the top-left
+pixel; ``position.z`` is the joint confidence in [0, 1]; the orientation is the identity. A
+missing joint (not detected, below ``min_confidence``, or non-finite) has NaN position and
+confidence, so it can never be mistaken for a joint at the image corner. Poses are in
+:data:`hybrid_pose_ros.skeleton.JOINT_NAMES` order.
+"""
+from dataclasses import dataclass
+
+from builtin_interfaces.msg import Duration, Time
+from geometry_msgs.msg import Point, Pose, PoseArray
+from hybrid_pose_ros.skeleton import SKELETON_EDGES
+import numpy as np
+from std_msgs.msg import ColorRGBA, Header
+from visualization_msgs.msg import Marker, MarkerArray
+
+JOINT_MARKER_ID = 0
+BONE_MARKER_ID = 1
+
+
+def stamp_from_us(t_us: int) -> Time:
+    """Convert an event time in microseconds to a ROS time."""
+    sec, usec = divmod(int(t_us), 1_000_000)
+    return Time(sec=sec, nanosec=usec * 1000)
+
+
+def visible_joints(xy: np.ndarray, confidence: np.ndarray, min_confidence: float) -> np.ndarray:
+    """Return a boolean mask of joints that are finite and at least ``min_confidence``."""
+    finite = np.isfinite(xy).all(axis=-1) & np.isfinite(confidence)
+    return finite & (np.nan_to_num(confidence, nan=-1.0) >= min_confidence)
+
+
+def pose_array(header: Header, xy: np.ndarray, confidence: np.ndarray,
+               min_confidence: float) -> PoseArray:
+    """Pack joints (sensor pixels, ``[J, 2]``) and confidences into a PoseArray."""
+    visible = visible_joints(xy, confidence, min_confidence)
+    msg = PoseArray(header=header)
+    for (x, y), c, ok in zip(xy, confidence, visible):
+        pose = Pose()
+        if ok:
+            pose.position.x, pose.position.y, pose.position.z = float(x), float(y), float(c)
+        else:
+            pose.position.x = pose.position.y = pose.position.z = float('nan')
+        pose.orientation.w = 1.0
+        msg.poses.append(pose)
+    return msg
+
+
+@dataclass(frozen=True)
+class ImagePlane:
+    """
+    Where sensor pixels are drawn in the camera optical frame (x right, y down, z forward).
+
+    With intrinsics a pixel is back-projected onto the plane ``z = depth``; without them it is
+    placed around the image centre at ``pixel_size`` metres per pixel.
+    """
+
+    width: int
+    height: int
+    depth: float = 1.0
+    pixel_size: float = 0.002
+    intrinsics: tuple[float, float, float, float] | None = None
+
+    def to_points(self, xy: np.ndarray) -> np.ndarray:
+        """Map ``[N, 2]`` sensor pixels to ``[N, 3]`` points in metres."""
+        xy = np.asarray(xy, dtype=np.float64)
+        if self.intrinsics is not None:
+            fx, fy, cx, cy = self.intrinsics
+            scale_x, scale_y = self.depth / fx, self.depth / fy
+        else:
+            cx, cy = (self.width - 1) / 2.0, (self.height - 1) / 2.0
+            scale_x = scale_y = self.pixel_size
+        points = np.empty((len(xy), 3))
+        points[:, 0] = (xy[:, 0] - cx) * scale_x
+        points[:, 1] = (xy[:, 1] - cy) * scale_y
+        points[:, 2] = self.depth
+        return points
+
+
+def _confidence_color(c: float) -> ColorRGBA:
+    """Colour a joint from red (low confidence) to green (high)."""
+    c = float(np.clip(c, 0.0, 1.0))
+    return ColorRGBA(r=1.0 - c, g=c, b=0.2, a=1.0)
+
+
+def skeleton_markers(header: Header, xy: np.ndarray, confidence: np.ndarray,
+                     min_confidence: float, plane: ImagePlane,
+                     lifetime_s: float) -> MarkerArray:
+    """
+    Build the skeleton as two markers with stable ids: joints and bones.
+
+    Joints are a SPHERE_LIST (coloured by confidence), bones a LINE_LIST over the DHP19 edges
+    whose two joints are visible. Both markers are always sent (possibly empty), so the display
+    neither flickers nor keeps stale bones.
+    """
+    visible = visible_joints(xy, confidence, min_confidence)
+    points = plane.to_points(np.where(visible[:, None], xy, 0.0))
+    lifetime = Duration(sec=int(lifetime_s), nanosec=int((lifetime_s % 1.0) * 1e9))
+
+    joints = Marker(header=header, ns='joints', id=JOINT_MARKER_ID, type=Marker.SPHERE_LIST,
+                    action=Marker.ADD, lifetime=lifetime)
+    joints.pose.orientation.w = 1.0
+    joints.scale.x = joints.scale.y = joints.scale.z = 0.03
+    for point, c, ok in zip(points, confidence, visible):
+        if ok:
+            joints.points.append(Point(x=point[0], y=point[1], z=point[2]))
+            joints.colors.append(_confidence_color(c))
+
+    bones = Marker(header=header, ns='bones', id=BONE_MARKER_ID, type=Marker.LINE_LIST,
+                   action=Marker.ADD, lifetime=lifetime)
+    bones.pose.orientation.w = 1.0
+    bones.scale.x = 0.01
+    bones.color = ColorRGBA(r=0.2, g=0.6, b=1.0, a=1.0)
+    for a, b in SKELETON_EDGES:
+        if visible[a] and visible[b]:
+            for k in (a, b):
+                bones.points.append(Point(x=points[k, 0], y=points[k, 1], z=points[k, 2]))
+    return MarkerArray(markers=[joints, bones])

@@ -1,0 +1,55 @@
+# Copyright 2026 hybrid_pose_ros maintainers. MIT License.
+"""Output messages: pixel convention, missing joints, stable marker ids and bones."""
+import math
+
+from hybrid_pose_ros.ros.outputs import (
+    ImagePlane, pose_array, skeleton_markers, stamp_from_us)
+from hybrid_pose_ros.skeleton import NUM_JOINTS, SKELETON_EDGES
+import numpy as np
+import pytest
+
+pytest.importorskip('rclpy')
+from std_msgs.msg import Header  # noqa: E402
+
+
+def joints_with_one_missing():
+    xy = np.stack([np.arange(NUM_JOINTS) * 10.0 + 5.0, np.arange(NUM_JOINTS) * 7.0 + 3.0], 1)
+    confidence = np.full(NUM_JOINTS, 0.9)
+    confidence[0] = 0.01   # head below the threshold
+    xy[8] = np.nan         # left hand not finite
+    return xy, confidence
+
+
+def test_stamp_from_microseconds():
+    stamp = stamp_from_us(1_700_000_000_123_456)
+    assert (stamp.sec, stamp.nanosec) == (1_700_000_000, 123_456_000)
+
+
+def test_pose_array_marks_missing_joints_as_nan():
+    xy, confidence = joints_with_one_missing()
+    msg = pose_array(Header(frame_id='cam'), xy, confidence, min_confidence=0.05)
+    assert len(msg.poses) == NUM_JOINTS and msg.header.frame_id == 'cam'
+    assert math.isnan(msg.poses[0].position.x) and math.isnan(msg.poses[8].position.z)
+    assert (msg.poses[3].position.x, msg.poses[3].position.y) == (35.0, 24.0)
+    assert msg.poses[3].position.z == pytest.approx(0.9)
+    assert all(p.orientation.w == 1.0 for p in msg.poses)
+
+
+def test_markers_have_stable_ids_and_skip_bones_of_missing_joints():
+    xy, confidence = joints_with_one_missing()
+    plane = ImagePlane(width=346, height=260, depth=2.0, pixel_size=0.01)
+    markers = skeleton_markers(Header(frame_id='cam'), xy, confidence, 0.05, plane, 0.25)
+    joints, bones = markers.markers
+    assert (joints.ns, joints.id, bones.ns, bones.id) == ('joints', 0, 'bones', 1)
+    assert len(joints.points) == NUM_JOINTS - 2
+    kept = [e for e in SKELETON_EDGES if 0 not in e and 8 not in e]
+    assert len(bones.points) == 2 * len(kept)
+    assert joints.lifetime.nanosec == 250_000_000
+    assert all(p.z == 2.0 for p in joints.points)
+    assert joints.points[0].x == pytest.approx((15.0 - 172.5) * 0.01)
+
+
+def test_image_plane_with_intrinsics_back_projects():
+    plane = ImagePlane(width=346, height=260, depth=2.0, intrinsics=(250.0, 250.0, 173.0, 130.0))
+    point = plane.to_points(np.array([[423.0, 5.0]]))[0]
+    np.testing.assert_allclose(point, [2.0, -1.0, 2.0])
