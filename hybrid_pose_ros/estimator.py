@@ -1,0 +1,260 @@
+"""
+Hybrid ANN-SNN inference on event arrays: the path from events to joints, with no ROS.
+
+:class:`HybridEstimator` is what the node runs, one SNN step per event bin; :func:`run_offline`
+is the reference it must agree with, built on the model's batched window API. Both follow the
+same timing rules, defined here once:
+
+* SNN bins are ``[k * bin_us, (k + 1) * bin_us)`` of event time; a window is
+  ``steps_per_window`` bins starting at a multiple of ``window_us``.
+* A window starts only when at least ``ann_events`` (7500) events precede its start: the ANN
+  sees exactly the last ``ann_events`` events before the window start (spec section 2.3).
+* Step ``i`` of a window sees the events of bin ``i`` and is stamped with the bin's end time.
+* State is never carried across windows: every window is re-initialised by the ANN.
+"""
+from dataclasses import dataclass
+
+from hybrid_pose_ros.events.binning import CompletedBin, EventBinner, split_into_bins
+from hybrid_pose_ros.events.representations import count_frame, stacked_histogram
+from hybrid_pose_ros.events.sensor import SensorGeometry
+from hybrid_pose_ros.model.config import ModelConfig
+from hybrid_pose_ros.model.decode import decode_heatmaps
+from hybrid_pose_ros.model.hybrid import HybridPoseNet, WindowState
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class PoseStep:
+    """The joints after one SNN step, in sensor pixels, stamped with the bin's end time."""
+
+    end_us: int
+    window_start_us: int
+    step_index: int
+    xy: np.ndarray
+    confidence: np.ndarray
+    firing_rates: dict[str, float]
+
+
+class HybridEstimator:
+    """
+    Streaming hybrid inference: ANN initialisation per window, one SNN step per event bin.
+
+    Events are given in sensor coordinates; ``geometry`` maps them to the model input and the
+    decoded joints back. :meth:`initialise` touches no estimator state, so it can run in
+    another thread while the previous window is still being stepped.
+    """
+
+    def __init__(self, model: HybridPoseNet, geometry: SensorGeometry,
+                 device: str | torch.device = 'cpu', subpixel: bool = False) -> None:
+        config = model.config
+        if (geometry.input_width, geometry.input_height) != (config.input_width,
+                                                             config.input_height):
+            raise ValueError(
+                f'geometry maps to {geometry.input_width}x{geometry.input_height} but the model '
+                f'expects {config.input_width}x{config.input_height}')
+        self.model = model.to(device).eval()
+        self.geometry = geometry
+        self.device = torch.device(device)
+        self.subpixel = subpixel
+        self._state: WindowState | None = None
+        self._window_start_us: int | None = None
+
+    @property
+    def config(self) -> ModelConfig:
+        """The model configuration (bin length, window, ANN event count, ...)."""
+        return self.model.config
+
+    @property
+    def in_window(self) -> bool:
+        """Whether a window has been initialised and not yet finished."""
+        return self._state is not None
+
+    def ann_input(self, history: np.ndarray) -> torch.Tensor:
+        """The ANN's stacked histogram ``[1, 2*ann_bins, H, W]`` of sensor-coordinate events."""
+        mapped = self.geometry.to_model(history).events
+        config = self.config
+        frame = stacked_histogram(mapped, config.ann_bins, config.input_height,
+                                  config.input_width)
+        return torch.from_numpy(frame).unsqueeze(0).to(self.device)
+
+    def snn_input(self, bin_events: np.ndarray) -> torch.Tensor:
+        """The SNN's 2-channel count frame ``[1, 2, H, W]`` of one bin's sensor events."""
+        mapped = self.geometry.to_model(bin_events).events
+        frame = count_frame(mapped, self.config.input_height, self.config.input_width)
+        return torch.from_numpy(frame).unsqueeze(0).to(self.device)
+
+    @torch.inference_mode()
+    def initialise(self, history: np.ndarray) -> WindowState:
+        """Run the ANN on the ``ann_events`` events before a window start; return its state."""
+        state, _ = self.model.init_window(self.ann_input(history))
+        return state
+
+    def begin_window(self, state: WindowState, window_start_us: int) -> None:
+        """Make ``state`` (from :meth:`initialise`) the current window, starting now."""
+        self._state = state
+        self._window_start_us = int(window_start_us)
+
+    @property
+    def next_bin_start_us(self) -> int | None:
+        """Start time of the bin the current window expects next (None outside a window)."""
+        if self._state is None:
+            return None
+        return self._window_start_us + self._state.steps_taken * self.config.bin_us
+
+    def end_window(self) -> None:
+        """Drop the current window (time jump, gap or dropped bins): no step until the next."""
+        self._state = None
+        self._window_start_us = None
+
+    @torch.inference_mode()
+    def step(self, bin_events: np.ndarray, end_us: int) -> PoseStep:
+        """Advance the SNN by one bin and decode the joints."""
+        if self._state is None:
+            raise RuntimeError('step() called outside a window; call begin_window() first')
+        step_index = self._state.steps_taken
+        heatmap, self._state, activity = self.model.step(self._state,
+                                                         self.snn_input(bin_events))
+        result = self._decode(heatmap[0], end_us, self._window_start_us, step_index,
+                              activity.firing_rates())
+        if self._state.steps_taken >= self.config.steps_per_window:
+            self.end_window()
+        return result
+
+    def _decode(self, heatmap: torch.Tensor, end_us: int, window_start_us: int, step_index: int,
+                firing_rates: dict[str, float]) -> PoseStep:
+        joints = decode_heatmaps(heatmap, subpixel=self.subpixel)
+        xy = self.geometry.model_to_sensor(joints.xy.cpu().numpy())
+        return PoseStep(int(end_us), int(window_start_us), step_index, xy,
+                        joints.confidence.cpu().numpy(), firing_rates)
+
+
+def window_starts(times_us: np.ndarray, config: ModelConfig) -> list[int]:
+    """
+    Window start times of a recording whose event times are ``times_us`` (sorted).
+
+    The first window is the first multiple of ``window_us`` (not before the first bin) with at
+    least ``ann_events`` earlier events; later windows follow every ``window_us`` as long as
+    their first bin is complete (an event at or after its end exists).
+    """
+    if len(times_us) <= config.ann_events:
+        return []
+    window = config.window_us
+    first_bin = (int(times_us[0]) // config.bin_us) * config.bin_us
+    start = -(-first_bin // window) * window
+    enough = int(times_us[config.ann_events - 1]) + 1
+    start = max(start, -(-enough // window) * window)
+    last = int(times_us[-1])
+    return list(range(start, last - config.bin_us + 1, window))
+
+
+@torch.inference_mode()
+def run_offline(estimator: HybridEstimator, events: np.ndarray) -> list[PoseStep]:
+    """
+    Reference run over a whole recording with the batched window API of the model.
+
+    Returns one :class:`PoseStep` per complete bin of every window, in time order. The node's
+    streaming path must produce the same steps on the same events.
+    """
+    config = estimator.config
+    times = events['t']
+    steps: list[PoseStep] = []
+    for start in window_starts(times, config):
+        n_before = int(np.searchsorted(times, start, side='left'))
+        history = events[max(0, n_before - config.ann_events):n_before]
+        n_complete = min(config.steps_per_window,
+                         (int(times[-1]) - start) // config.bin_us)
+        bins = split_into_bins(events, start, config.bin_us, n_complete)
+        frames = torch.cat([estimator.snn_input(b) for b in bins]).unsqueeze(0)
+        out = estimator.model.forward_window(estimator.ann_input(history), frames,
+                                             keep_activity=True)
+        for i in range(n_complete):
+            steps.append(estimator._decode(
+                out['heatmaps'][0, i], start + (i + 1) * config.bin_us, start, i,
+                out['activity'][i].firing_rates()))
+    return steps
+
+
+@dataclass(frozen=True)
+class BinTask:
+    """A completed bin to step on; ``history`` holds the ANN's events when it starts a window."""
+
+    bin: CompletedBin
+    history: np.ndarray | None = None
+
+
+@dataclass
+class StreamCounters:
+    """What the streaming path did with the bins it was given (for diagnostics)."""
+
+    windows: int = 0
+    steps: int = 0
+    warmup_bins: int = 0
+    bins_outside_window: int = 0
+    windows_broken: int = 0
+
+
+class StreamingRunner:
+    """
+    Events in, poses out: an :class:`EventBinner` feeding a :class:`HybridEstimator`.
+
+    :meth:`tasks` (call in arrival order) turns messages into bins and grabs the ANN's events
+    at window starts; :meth:`run_task` steps the model. :meth:`push` does both at once; the node
+    runs them in different threads so the ANN can run beside the SNN.
+    """
+
+    def __init__(self, estimator: HybridEstimator, binner: EventBinner | None = None) -> None:
+        config = estimator.config
+        self.estimator = estimator
+        self.binner = binner or EventBinner(config.bin_us, history_events=config.ann_events,
+                                            reset_threshold_us=config.window_us)
+        if self.binner.bin_us != config.bin_us:
+            raise ValueError(f'binner bins are {self.binner.bin_us} us, the model needs '
+                             f'{config.bin_us} us')
+        self.counters = StreamCounters()
+        estimator.end_window()
+
+    def tasks(self, events: np.ndarray) -> list[BinTask]:
+        """Bin one message's events; attach the ANN history to each window-starting bin."""
+        config = self.estimator.config
+        tasks = []
+        for completed in self.binner.push(events):
+            history = None
+            if completed.start_us % config.window_us == 0:
+                candidate = self.binner.events_before(completed.start_us, config.ann_events)
+                if len(candidate) == config.ann_events:
+                    history = candidate
+            tasks.append(BinTask(completed, history))
+        return tasks
+
+    def run_task(self, task: BinTask, state: WindowState | None = None) -> PoseStep | None:
+        """
+        Step the model on one bin; return its pose, or None if the bin is outside a window.
+
+        At a window start the ANN runs here unless its ``state`` was computed elsewhere.
+        A bin that does not follow the current window's last one (time jump, gap, dropped
+        bins) ends the window: nothing is stepped until the next window start.
+        """
+        estimator = self.estimator
+        if task.bin.reset_before or task.bin.gap_before or (
+                estimator.in_window and task.bin.start_us != estimator.next_bin_start_us):
+            if estimator.in_window:
+                self.counters.windows_broken += 1
+            estimator.end_window()
+        if task.history is not None:
+            estimator.begin_window(state if state is not None
+                                   else estimator.initialise(task.history), task.bin.start_us)
+            self.counters.windows += 1
+        if not estimator.in_window:
+            if self.counters.windows == 0:
+                self.counters.warmup_bins += 1
+            else:
+                self.counters.bins_outside_window += 1
+            return None
+        self.counters.steps += 1
+        return estimator.step(task.bin.events, task.bin.end_us)
+
+    def push(self, events: np.ndarray) -> list[PoseStep]:
+        """Bin and step synchronously; return the poses of the bins this message completed."""
+        poses = (self.run_task(task) for task in self.tasks(events))
+        return [pose for pose in poses if pose is not None]
