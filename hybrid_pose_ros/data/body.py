@@ -1,0 +1,105 @@
+"""
+A clothed body of capsules around the mocap skeleton, with surface textures.
+
+Every :class:`Part` is a capsule (a cylinder with hemispherical caps) between two points given
+as ``(landmark_a, landmark_b, f)`` = ``a + f (b - a)`` of the landmarks of
+:mod:`hybrid_pose_ros.data.joint_mapping`; radii are those of an adult (metres). Each part has a
+material (albedo, texture): a light striped shirt, dark patterned trousers, skin, dark shoes.
+Textures are functions of body-fixed surface coordinates (distance along the capsule axis and
+angle around it, measured from the torso's forward direction), so they move with the body and
+motion creates internal edges, as clothing folds and prints do on a real person.
+"""
+from dataclasses import dataclass
+
+from hybrid_pose_ros.data.joint_mapping import LANDMARK_INDEX
+import numpy as np
+
+Point = tuple[str, str, float]
+
+
+@dataclass(frozen=True)
+class Material:
+    """Albedo in [0, 1] and a texture ``albedo * (1 + amp * pattern(axial, angle))``."""
+
+    albedo: float
+    amp: float
+    axial_period: float
+    twist: float
+
+
+SKIN = Material(0.55, 0.06, 0.07, 0.0)
+SHIRT = Material(0.78, 0.35, 0.06, 0.0)
+TROUSERS = Material(0.22, 0.45, 0.05, 3.0)
+SHOES = Material(0.08, 0.3, 0.04, 2.0)
+HAIR = Material(0.35, 0.25, 0.03, 4.0)
+
+
+@dataclass(frozen=True)
+class Part:
+    """A capsule from point ``a`` to point ``b`` with radius ``radius`` (m)."""
+
+    name: str
+    a: Point
+    b: Point
+    radius: float
+    material: Material
+
+
+def _j(name: str) -> Point:
+    return (name, name, 0.0)
+
+
+def _symmetric(side: str) -> list[Part]:
+    s = side
+    return [
+        Part(f'torso_{s}', ('neck', f'shoulder_{s}', 0.45), ('pelvis', f'hip_{s}', 0.6), 0.105,
+             SHIRT),
+        Part(f'upper_arm_{s}', _j(f'shoulder_{s}'), _j(f'elbow_{s}'), 0.047, SHIRT),
+        Part(f'forearm_{s}', _j(f'elbow_{s}'), _j(f'hand_{s}'), 0.037, SKIN),
+        Part(f'hand_{s}', _j(f'hand_{s}'), (f'elbow_{s}', f'hand_{s}', 1.3), 0.04, SKIN),
+        Part(f'thigh_{s}', _j(f'hip_{s}'), _j(f'knee_{s}'), 0.075, TROUSERS),
+        Part(f'shin_{s}', _j(f'knee_{s}'), _j(f'foot_{s}'), 0.052, TROUSERS),
+        Part(f'foot_{s}', _j(f'foot_{s}'), _j(f'toe_{s}'), 0.042, SHOES),
+    ]
+
+
+BODY: tuple[Part, ...] = tuple(
+    [Part('head', ('head', 'head_top', -0.5), _j('head'), 0.092, HAIR),
+     Part('neck', _j('neck'), ('neck', 'head', 0.7), 0.055, SKIN),
+     Part('shoulders', ('shoulder_left', 'shoulder_right', 0.1),
+          ('shoulder_left', 'shoulder_right', 0.9), 0.07, SHIRT),
+     Part('pelvis', _j('hip_left'), _j('hip_right'), 0.1, TROUSERS)]
+    + _symmetric('right') + _symmetric('left'))
+"""The body: 18 capsules."""
+
+
+def _point(lm: np.ndarray, p: Point) -> np.ndarray:
+    a = lm[..., LANDMARK_INDEX[p[0]], :]
+    if p[2] == 0.0:
+        return a
+    return a + p[2] * (lm[..., LANDMARK_INDEX[p[1]], :] - a)
+
+
+def capsules(lm: np.ndarray, body: tuple[Part, ...] = BODY) -> tuple[np.ndarray, np.ndarray]:
+    """Capsule end points ``a, b`` [..., P, 3] from landmarks [..., K, 3]."""
+    a = np.stack([_point(lm, p.a) for p in body], axis=-2)
+    b = np.stack([_point(lm, p.b) for p in body], axis=-2)
+    return a, b
+
+
+def forward_direction(lm: np.ndarray) -> np.ndarray:
+    """Return the unit forward direction of the torso [..., 3] (up x right)."""
+    def at(name: str) -> np.ndarray:
+        return lm[..., LANDMARK_INDEX[name], :]
+
+    right = at('shoulder_right') - at('shoulder_left')
+    up = at('neck') - at('pelvis')
+    f = np.cross(up, right)
+    return f / np.maximum(np.linalg.norm(f, axis=-1, keepdims=True), 1e-9)
+
+
+def texture(material: Material, axial: np.ndarray, angle: np.ndarray) -> np.ndarray:
+    """Albedo at body-fixed surface coordinates (axial metres, angle radians)."""
+    phase = 2.0 * np.pi * axial / material.axial_period + material.twist * angle
+    pattern = np.tanh(2.5 * np.sin(phase)) * 0.7 + 0.3 * np.sin(2.0 * angle + 0.5 * phase)
+    return material.albedo * (1.0 + material.amp * pattern)
