@@ -1,0 +1,82 @@
+"""
+Leaky integrate-and-fire neurons in plain PyTorch (spec section 3.3).
+
+The membrane state is an ordinary tensor passed in and returned, never stored on a module, so
+the streaming node and batched training run the same code. One step with input current ``x``:
+
+1. charge ``V <- V + (x - V) / tau``;
+2. fire ``S = Theta(V - V_th)`` with ``Theta(0) = 1``;
+3. soft reset ``V <- V - S * V_th`` (the reset is not detached: gradients flow through it).
+
+The Heaviside step has the ATan surrogate gradient of spikingjelly,
+``dS/dV = alpha / (2 * (1 + (pi/2 * alpha * (V - V_th))^2))``.
+"""
+import math
+
+import torch
+
+
+class SpikeFunction(torch.autograd.Function):
+    """Heaviside step (``Theta(0) = 1``) forward, ATan surrogate gradient backward."""
+
+    @staticmethod
+    def forward(ctx, centred: torch.Tensor, alpha: float) -> torch.Tensor:
+        """Return ``1.0`` where ``centred >= 0``, else ``0.0``."""
+        ctx.save_for_backward(centred)
+        ctx.alpha = alpha
+        return (centred >= 0).to(centred.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor) -> tuple[torch.Tensor, None]:
+        """Scale the incoming gradient by the ATan surrogate derivative."""
+        (centred,) = ctx.saved_tensors
+        alpha = ctx.alpha
+        surrogate = alpha / (2.0 * (1.0 + (math.pi / 2.0 * alpha * centred) ** 2))
+        return grad_output * surrogate, None
+
+
+def spike(centred: torch.Tensor, alpha: float = 2.0) -> torch.Tensor:
+    """Fire where ``centred = V - V_th >= 0``, with the ATan(``alpha``) surrogate gradient."""
+    return SpikeFunction.apply(centred, alpha)
+
+
+def atan_surrogate_grad(centred: torch.Tensor, alpha: float = 2.0) -> torch.Tensor:
+    """Return the surrogate derivative ``dS/dV`` at ``centred = V - V_th`` (for tests/plots)."""
+    return alpha / (2.0 * (1.0 + (math.pi / 2.0 * alpha * centred) ** 2))
+
+
+def lif_charge(v: torch.Tensor, current: torch.Tensor, tau: float) -> torch.Tensor:
+    """Leaky charge ``V + (x - V) / tau`` (also the non-spiking readout of the pure SNN)."""
+    return v + (current - v) / tau
+
+
+def lif_step(v: torch.Tensor, current: torch.Tensor, tau: float, v_threshold: float = 1.0,
+             alpha: float = 2.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """
+    Advance LIF neurons by one step.
+
+    ``v`` is the membrane before this step's charge (for the first step of a window: the
+    initial state, zeros or the ANN prediction). Returns ``(spikes, v_after_reset)``.
+    """
+    charged = lif_charge(v, current, tau)
+    spikes = spike(charged - v_threshold, alpha)
+    return spikes, charged - spikes * v_threshold
+
+
+class LIF(torch.nn.Module):
+    """Stateless LIF layer: holds the constants, the caller holds the membrane tensor."""
+
+    def __init__(self, tau: float, v_threshold: float = 1.0, alpha: float = 2.0) -> None:
+        super().__init__()
+        self.tau = tau
+        self.v_threshold = v_threshold
+        self.alpha = alpha
+
+    def forward(self, v: torch.Tensor,
+                current: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(spikes, v_after_reset)``; see :func:`lif_step`."""
+        return lif_step(v, current, self.tau, self.v_threshold, self.alpha)
+
+    def extra_repr(self) -> str:
+        """Show the constants in ``print(model)``."""
+        return f'tau={self.tau}, v_threshold={self.v_threshold}, alpha={self.alpha}'
