@@ -62,7 +62,7 @@ class HybridEstimator:
 
     @property
     def config(self) -> ModelConfig:
-        """The model configuration (bin length, window, ANN event count, ...)."""
+        """Return the model configuration (bin length, window, ANN event count, ...)."""
         return self.model.config
 
     @property
@@ -71,7 +71,7 @@ class HybridEstimator:
         return self._state is not None
 
     def ann_input(self, history: np.ndarray) -> torch.Tensor:
-        """The ANN's stacked histogram ``[1, 2*ann_bins, H, W]`` of sensor-coordinate events."""
+        """Build the ANN input ``[1, 2*ann_bins, H, W]`` from sensor-coordinate events."""
         mapped = self.geometry.to_model(history).events
         config = self.config
         frame = stacked_histogram(mapped, config.ann_bins, config.input_height,
@@ -79,7 +79,7 @@ class HybridEstimator:
         return torch.from_numpy(frame).unsqueeze(0).to(self.device)
 
     def snn_input(self, bin_events: np.ndarray) -> torch.Tensor:
-        """The SNN's 2-channel count frame ``[1, 2, H, W]`` of one bin's sensor events."""
+        """Build the SNN's 2-channel count frame ``[1, 2, H, W]`` of one bin's sensor events."""
         mapped = self.geometry.to_model(bin_events).events
         frame = count_frame(mapped, self.config.input_height, self.config.input_width)
         return torch.from_numpy(frame).unsqueeze(0).to(self.device)
@@ -151,7 +151,7 @@ def window_starts(times_us: np.ndarray, config: ModelConfig) -> list[int]:
 @torch.inference_mode()
 def run_offline(estimator: HybridEstimator, events: np.ndarray) -> list[PoseStep]:
     """
-    Reference run over a whole recording with the batched window API of the model.
+    Run the reference over a whole recording with the batched window API of the model.
 
     Returns one :class:`PoseStep` per complete bin of every window, in time order. The node's
     streaming path must produce the same steps on the same events.
@@ -179,7 +179,7 @@ def run_offline(estimator: HybridEstimator, events: np.ndarray) -> list[PoseStep
 class BinTask:
     """A completed bin to step on; ``history`` holds the ANN's events when it starts a window."""
 
-    bin: CompletedBin
+    bin: CompletedBin  # noqa: A003 - the bin is what a task is about
     history: np.ndarray | None = None
 
 

@@ -1,48 +1,20 @@
 # Copyright 2026 hybrid_pose_ros maintainers. MIT License.
 """The streaming path (bins as messages arrive) gives the same poses as the batched reference."""
+from helpers.streams import moving_blob_events, seeded_model, split_messages
 from hybrid_pose_ros.estimator import HybridEstimator, run_offline, StreamingRunner, window_starts
-from hybrid_pose_ros.events.event_array import make_events
 from hybrid_pose_ros.events.sensor import SensorGeometry
 from hybrid_pose_ros.model.config import make_config
-from hybrid_pose_ros.model.hybrid import HybridPoseNet
 import numpy as np
 import pytest
-import torch
 
 CONFIG = make_config('cpu', input_height=64, input_width=64, ann_events=2000)
 
 
-def moving_blob_events(duration_us=450_000, rate_per_us=0.06, seed=3):
-    """A blob moving across a 346x260 sensor plus uniform noise, time-sorted."""
-    rng = np.random.default_rng(seed)
-    n = int(duration_us * rate_per_us)
-    t = np.sort(rng.integers(1_234_000, 1_234_000 + duration_us, n))
-    phase = (t - t[0]) / duration_us
-    x = 60 + 220 * phase + rng.normal(0, 12, n)
-    y = 130 + 60 * np.sin(6 * phase) + rng.normal(0, 20, n)
-    noise = rng.random(n) < 0.2
-    x[noise] = rng.integers(0, 346, noise.sum())
-    y[noise] = rng.integers(0, 260, noise.sum())
-    return make_events(t, np.clip(x, 0, 345), np.clip(y, 0, 259), rng.integers(0, 2, n))
-
-
 @pytest.fixture(scope='module')
 def estimator():
-    torch.manual_seed(0)
-    model = HybridPoseNet(CONFIG)
-    with torch.no_grad():   # give BN non-trivial statistics so spikes happen
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_mean.uniform_(-0.2, 0.2)
-                module.running_var.uniform_(0.5, 1.5)
+    model = seeded_model(CONFIG)
     geometry = SensorGeometry.for_sensor(346, 260, CONFIG.input_width, CONFIG.input_height)
     return HybridEstimator(model, geometry)
-
-
-def split_messages(events, message_us):
-    edges = np.arange(events['t'][0], events['t'][-1] + message_us, message_us)
-    idx = np.searchsorted(events['t'], edges)
-    return [events[a:b] for a, b in zip(idx[:-1], idx[1:])] + [events[idx[-1]:]]
 
 
 def assert_same_poses(streamed, reference):

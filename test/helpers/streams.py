@@ -1,0 +1,50 @@
+# Copyright 2026 hybrid_pose_ros maintainers. MIT License.
+"""Deterministic event streams and small models for tests."""
+from hybrid_pose_ros.events.event_array import make_events
+from hybrid_pose_ros.model.checkpoint import save_checkpoint
+from hybrid_pose_ros.model.config import make_config
+from hybrid_pose_ros.model.hybrid import HybridPoseNet
+import numpy as np
+import torch
+
+
+def moving_blob_events(duration_us=450_000, rate_per_us=0.06, seed=3, t0_us=1_234_000):
+    """Make a blob crossing a 346x260 sensor plus 20 % uniform noise, time-sorted."""
+    rng = np.random.default_rng(seed)
+    n = int(duration_us * rate_per_us)
+    t = np.sort(rng.integers(t0_us, t0_us + duration_us, n))
+    phase = (t - t[0]) / duration_us
+    x = 60 + 220 * phase + rng.normal(0, 12, n)
+    y = 130 + 60 * np.sin(6 * phase) + rng.normal(0, 20, n)
+    noise = rng.random(n) < 0.2
+    x[noise] = rng.integers(0, 346, noise.sum())
+    y[noise] = rng.integers(0, 260, noise.sum())
+    return make_events(t, np.clip(x, 0, 345), np.clip(y, 0, 259), rng.integers(0, 2, n))
+
+
+def split_messages(events, message_us):
+    """Cut time-sorted events into non-empty messages of ``message_us`` of event time."""
+    edges = np.arange(events['t'][0], events['t'][-1] + message_us, message_us)
+    idx = np.searchsorted(events['t'], edges)
+    messages = [events[a:b] for a, b in zip(idx[:-1], idx[1:])] + [events[idx[-1]:]]
+    return [m for m in messages if len(m)]
+
+
+def seeded_model(config, seed=0):
+    """Build an untrained hybrid model with non-trivial BatchNorm statistics (so neurons fire)."""
+    torch.manual_seed(seed)
+    model = HybridPoseNet(config)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.2, 0.2)
+                module.running_var.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+def small_checkpoint(path, **overrides):
+    """Write an untrained, seeded ``cpu``-preset hybrid checkpoint; return the config."""
+    config = make_config('cpu', **overrides)
+    save_checkpoint(path, seeded_model(config), config, 'hybrid',
+                    metadata={'trained': False, 'purpose': 'tests'})
+    return config

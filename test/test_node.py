@@ -1,0 +1,151 @@
+# Copyright 2026 hybrid_pose_ros maintainers. MIT License.
+"""The node as a separate process over DDS: poses equal the offline model, stamps, markers."""
+import math
+import subprocess
+import sys
+import time
+
+from helpers.streams import moving_blob_events, small_checkpoint, split_messages
+from hybrid_pose_ros.estimator import HybridEstimator, run_offline
+from hybrid_pose_ros.events.sensor import SensorGeometry
+from hybrid_pose_ros.model.checkpoint import load_checkpoint
+from hybrid_pose_ros.ros.codecs import encode_event_array, encode_event_packet, encode_mono_events
+from hybrid_pose_ros.skeleton import NUM_JOINTS
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.ros
+rclpy = pytest.importorskip('rclpy')
+
+
+def start_node(env, checkpoint, *params):
+    args = [sys.executable, '-m', 'hybrid_pose_ros.ros.node', '--ros-args',
+            '-p', f'checkpoint:={checkpoint}', '-p', 'events_topic:=/test/events',
+            '-p', 'qos_reliability:=reliable', '-p', 'threads:=1']
+    for p in params:
+        args += ['-p', p]
+    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
+class Collector:
+    """A test node that publishes raw event messages and records the node's outputs."""
+
+    def __init__(self, context, message_type):
+        from geometry_msgs.msg import PoseArray
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+        from visualization_msgs.msg import MarkerArray
+        self.node = rclpy.create_node('collector', context=context)
+        qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE,
+                         history=HistoryPolicy.KEEP_ALL)
+        self.publisher = self.node.create_publisher(message_type, '/test/events', qos)
+        self.poses, self.markers = [], []
+        self.node.create_subscription(PoseArray, '/hybrid_pose_node/pose',
+                                      self.poses.append, qos)
+        self.node.create_subscription(MarkerArray, '/hybrid_pose_node/skeleton',
+                                      self.markers.append, qos)
+        self.executor = SingleThreadedExecutor(context=context)
+        self.executor.add_node(self.node)
+
+    def spin_until(self, condition, timeout, process):
+        deadline = time.monotonic() + timeout
+        while not condition() and time.monotonic() < deadline:
+            self.executor.spin_once(timeout_sec=0.05)
+            if process.poll() is not None:
+                raise AssertionError('node exited:\n' + process.stdout.read())
+        return condition()
+
+    def close(self):
+        self.executor.shutdown()
+        self.node.destroy_node()
+
+
+def offline_reference(checkpoint, events):
+    loaded = load_checkpoint(checkpoint)
+    geometry = SensorGeometry.for_sensor(346, 260, loaded.config.input_width,
+                                         loaded.config.input_height)
+    return run_offline(HybridEstimator(loaded.model, geometry), events)
+
+
+def pose_xy(msg):
+    return np.array([[p.position.x, p.position.y] for p in msg.poses])
+
+
+@pytest.mark.parametrize('pace', ['as_fast_as_possible', 'real_time'])
+def test_replayed_events_give_the_offline_poses(tmp_path, rclpy_context, ros_env, pace):
+    from dvs_msgs.msg import EventArray
+    checkpoint = tmp_path / 'model.pt'
+    small_checkpoint(checkpoint, ann_events=2000)
+    events = moving_blob_events()
+    reference = offline_reference(checkpoint, events)
+    node = start_node(ros_env, checkpoint, 'input_type:=dvs', 'min_confidence:=0.0')
+    collector = Collector(rclpy_context, EventArray)
+    try:
+        assert collector.spin_until(lambda: collector.publisher.get_subscription_count() > 0,
+                                    30.0, node), 'node did not subscribe'
+        collector.spin_until(lambda: False, 1.0, node)
+        start = time.monotonic()
+        for message in split_messages(events, 10_000):
+            if pace == 'real_time':
+                due = start + (message['t'][-1] - events['t'][0]) / 1e6
+                collector.spin_until(lambda: time.monotonic() >= due, 5.0, node)
+            end_us = int(message['t'][-1])
+            collector.publisher.publish(encode_event_array(
+                end_us * 1000, 'dvs_optical_frame', 260, 346, message))
+        assert collector.spin_until(lambda: len(collector.poses) >= len(reference), 60.0, node)
+    finally:
+        node.terminate()
+        node.wait(10)
+        collector.close()
+    assert len(collector.poses) == len(reference)
+    for msg, expected in zip(collector.poses, reference):
+        stamp_us = msg.header.stamp.sec * 1_000_000 + msg.header.stamp.nanosec // 1000
+        assert stamp_us == expected.end_us
+        assert msg.header.frame_id == 'dvs_optical_frame'
+        assert len(msg.poses) == NUM_JOINTS
+        np.testing.assert_allclose(pose_xy(msg), expected.xy, atol=1e-6)
+    joints, bones = collector.markers[-1].markers
+    assert (joints.ns, joints.id, bones.ns, bones.id) == ('joints', 0, 'bones', 1)
+    assert joints.header.frame_id == 'dvs_optical_frame'
+
+
+def test_event_packet_input_and_missing_joints_are_nan(tmp_path, rclpy_context, ros_env):
+    from event_camera_msgs.msg import EventPacket
+    checkpoint = tmp_path / 'model.pt'
+    small_checkpoint(checkpoint, ann_events=2000)
+    events = moving_blob_events(duration_us=250_000)
+    node = start_node(ros_env, checkpoint, 'min_confidence:=2.0')   # nothing is confident
+    collector = Collector(rclpy_context, EventPacket)
+    try:
+        assert collector.spin_until(lambda: collector.publisher.get_subscription_count() > 0,
+                                    30.0, node)
+        collector.spin_until(lambda: False, 1.0, node)
+        for seq, message in enumerate(split_messages(events, 5_000)):
+            base_ns = int(message['t'][0]) * 1000 if len(message) else 0
+            collector.publisher.publish(encode_event_packet(
+                base_ns, 'camera', 260, 346, seq, base_ns, 'mono',
+                encode_mono_events(message, base_ns)))
+        assert collector.spin_until(lambda: len(collector.poses) >= 5, 60.0, node)
+    finally:
+        node.terminate()
+        node.wait(10)
+        collector.close()
+    assert all(math.isnan(p.position.x) for p in collector.poses[0].poses)
+
+
+def test_invalid_parameter_stops_the_node_with_one_message(tmp_path, ros_env):
+    checkpoint = tmp_path / 'model.pt'
+    small_checkpoint(checkpoint)
+    node = start_node(ros_env, checkpoint, 'device:=gpu')
+    output, _ = node.communicate(timeout=60)
+    assert node.returncode == 2
+    assert "hybrid_pose_node: parameter device='gpu': must be 'cpu', 'cuda' or 'cuda:N'" in output
+    assert 'Traceback' not in output
+
+
+def test_missing_checkpoint_is_reported_with_the_path(tmp_path, ros_env):
+    node = start_node(ros_env, tmp_path / 'nope.pt')
+    output, _ = node.communicate(timeout=60)
+    assert node.returncode == 2
+    assert str(tmp_path / 'nope.pt') in output and 'Traceback' not in output
