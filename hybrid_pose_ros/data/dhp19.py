@@ -215,8 +215,11 @@ def window_starts_ms(t_us: np.ndarray, num_labels: int, seq_len_ms: int = 100,
 
 
 def bin_label_index(ms_start: int, step: int, bin_ms: int = BIN_MS) -> int:
-    """Label index supervising SNN step ``step`` (events in the bin ending at its time)."""
-    return (ms_start + (step + 1) * bin_ms) // LABEL_PERIOD_MS - 1
+    """Label index supervising SNN step ``step``: the pose at the end of its bin."""
+    end = ms_start + (step + 1) * bin_ms
+    if end % LABEL_PERIOD_MS:
+        raise ValueError(f'bin end {end} ms has no label (labels every {LABEL_PERIOD_MS} ms)')
+    return end // LABEL_PERIOD_MS - 1
 
 
 def window_events(events: np.ndarray, table: np.ndarray, ms_start: int, ms_end: int) -> np.ndarray:
