@@ -1,7 +1,7 @@
 """DHP19 file format, loader geometry and the camera rig conventions."""
 import h5py
 from hybrid_pose_ros.data import dhp19
-from hybrid_pose_ros.data.cameras import camera_center_from_matrix, CAM_TO_P, dhp19_rig
+from hybrid_pose_ros.data.cameras import CAM_TO_P, camera_center_from_matrix, dhp19_rig
 from hybrid_pose_ros.data.cameras import FOCAL_PX, P_TO_CAM, project_dhp19
 from hybrid_pose_ros.events.event_array import make_events
 import numpy as np

@@ -5,7 +5,7 @@ import pytest
 
 
 def _config(**kw):
-    base = dict(width=64, height=48, c_sigma=0.0, noise_rate_hz=0.0, refractory_us=0)
+    base = {'width': 64, 'height': 48, 'c_sigma': 0.0, 'noise_rate_hz': 0.0, 'refractory_us': 0}
     base.update(kw)
     return SimulatorConfig(**base)
 
