@@ -57,7 +57,7 @@ def default_checkpoint() -> pathlib.Path:
     try:
         from ament_index_python.packages import get_package_share_directory
         candidates.append(pathlib.Path(get_package_share_directory('hybrid_pose_ros')))
-    except (ImportError, LookupError, ValueError):
+    except (ImportError, LookupError, ValueError, OSError):
         pass
     candidates.append(pathlib.Path(__file__).resolve().parents[2])
     for root in candidates:

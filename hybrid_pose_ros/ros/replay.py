@@ -39,12 +39,13 @@ class ReplayStats:
 def replay(node, bag: str, topics: list[str] | None = None, rate: float = 1.0,
            fast: bool = False, loop: int = 1, start_offset: float = 0.0,
            publish_clock: bool = False, remap: dict[str, str] | None = None,
-           should_stop=lambda: False) -> ReplayStats:
+           should_stop=lambda: False, wait_s: float = 0.0) -> ReplayStats:
     """
     Publish the messages of ``bag`` on ``node``; return counts.
 
     ``loop`` is the number of passes (0 = until ``should_stop``); ``rate`` scales bag time
     (2.0 = twice as fast); ``fast`` ignores timestamps. ``remap`` maps bag topics to topics.
+    Playback starts once every topic has a subscriber or after ``wait_s`` seconds.
     """
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
     remap = remap or {}
@@ -65,6 +66,7 @@ def replay(node, bag: str, topics: list[str] | None = None, rate: float = 1.0,
         if publish_clock:
             from rosgraph_msgs.msg import Clock
             clock_pub = node.create_publisher(Clock, '/clock', 10)
+        _wait_for_subscribers(node, publishers.values(), wait_s)
         first_ns = reader.start_time + int(start_offset * 1e9)
         wall_start = time.monotonic()
         while not should_stop() and (loop == 0 or stats.loops < loop):
@@ -86,6 +88,13 @@ def replay(node, bag: str, topics: list[str] | None = None, rate: float = 1.0,
             stats.loops += 1
         stats.wall_s = time.monotonic() - wall_start
     return stats
+
+
+def _wait_for_subscribers(node, publishers, wait_s: float) -> None:
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline and any(
+            p.get_subscription_count() == 0 for p in publishers):
+        time.sleep(0.05)
 
 
 def _path(bag: str):
@@ -114,13 +123,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--start-offset', type=float, default=0.0, help='seconds to skip')
     parser.add_argument('--clock', action='store_true', help='publish bag time on /clock')
     parser.add_argument('--remap', nargs='*', default=[], help='old:=new topic remappings')
+    parser.add_argument('--wait-for-subscribers', type=float, default=0.0, metavar='SECONDS',
+                        help='start once every topic has a subscriber (at most SECONDS)')
     args = parser.parse_args(argv)
     remap = dict(r.split(':=', 1) for r in args.remap)
     rclpy.init()
     node = rclpy.create_node('hybrid_pose_replay')
     try:
         stats = replay(node, args.bag, args.topics, args.rate, args.fast, args.loop,
-                       args.start_offset, args.clock, remap)
+                       args.start_offset, args.clock, remap,
+                       wait_s=args.wait_for_subscribers)
         print(f'published {stats.published} messages in {stats.wall_s:.2f} s '
               f'({stats.loops} pass(es), {stats.bag_s:.2f} s of bag time)')
     except KeyboardInterrupt:
@@ -129,3 +141,7 @@ def main(argv: list[str] | None = None) -> None:
         node.destroy_node()
         rclpy.try_shutdown()
     sys.exit(0)
+
+
+if __name__ == '__main__':
+    main()
