@@ -1,0 +1,68 @@
+"""
+Heatmaps to joint coordinates.
+
+The paper decodes each joint with a hard argmax over its heatmap (spec section 4.1) and scores
+the integer pixel. :func:`decode_heatmaps` returns that argmax as float ``(x=column, y=row)``
+pixel indices of the model input (pixel centres at integers), optionally refined to sub-pixel
+precision with a separable parabola through the peak and its two neighbours along each axis
+(the vertex of the parabola, clamped to within half a pixel; no refinement along an axis where
+the peak touches the border or the neighbours do not form a concave parabola).
+
+Confidence is the heatmap value at the argmax clipped to ``[0, 1]``: the training targets are
+Gaussians with peak 1 on a zero background, so the peak height estimates how sure the network is
+(0 where it predicts background everywhere). A joint whose heatmap holds any NaN or infinity gets
+NaN coordinates and confidence 0: a non-finite network output never produces a pose.
+"""
+from typing import NamedTuple
+
+import torch
+
+
+class JointEstimates(NamedTuple):
+    """Decoded joints: ``xy [..., J, 2]`` as (column, row) and ``confidence [..., J]``."""
+
+    xy: torch.Tensor
+    confidence: torch.Tensor
+
+
+def _parabola_offset(left: torch.Tensor, centre: torch.Tensor,
+                     right: torch.Tensor) -> torch.Tensor:
+    """Vertex offset of the parabola through three equally spaced samples, in ``[-0.5, 0.5]``."""
+    curvature = left - 2.0 * centre + right
+    concave = curvature < 0
+    offset = 0.5 * (left - right) / torch.where(concave, curvature, torch.ones_like(curvature))
+    return torch.where(concave, offset.clamp(-0.5, 0.5), torch.zeros_like(offset))
+
+
+def decode_heatmaps(heatmaps: torch.Tensor, subpixel: bool = False) -> JointEstimates:
+    """
+    Decode ``heatmaps [..., J, H, W]`` to joint positions and confidences.
+
+    Without ``subpixel`` the coordinates are the paper's integer argmax (ties: first index in
+    row-major order). Results are float32 on the heatmaps' device.
+    """
+    if heatmaps.dim() < 3:
+        raise ValueError(f'heatmaps must be [..., J, H, W], got {tuple(heatmaps.shape)}')
+    maps = heatmaps.detach().float()
+    height, width = maps.shape[-2:]
+    flat = maps.flatten(-2)
+    finite = torch.isfinite(flat).all(dim=-1)
+    safe = torch.where(torch.isfinite(flat), flat, torch.zeros_like(flat))
+    peak, index = safe.max(dim=-1)
+    row = torch.div(index, width, rounding_mode='floor')
+    col = index - row * width
+    x, y = col.float(), row.float()
+    if subpixel:
+        def sample(dr: int, dc: int) -> torch.Tensor:
+            r = (row + dr).clamp(0, height - 1)
+            c = (col + dc).clamp(0, width - 1)
+            return safe.gather(-1, (r * width + c).unsqueeze(-1)).squeeze(-1)
+
+        inside_x = (col > 0) & (col < width - 1)
+        inside_y = (row > 0) & (row < height - 1)
+        x = x + torch.where(inside_x, _parabola_offset(sample(0, -1), peak, sample(0, 1)), 0.0)
+        y = y + torch.where(inside_y, _parabola_offset(sample(-1, 0), peak, sample(1, 0)), 0.0)
+    nan = torch.full_like(x, float('nan'))
+    xy = torch.stack((torch.where(finite, x, nan), torch.where(finite, y, nan)), dim=-1)
+    confidence = torch.where(finite, peak.clamp(0.0, 1.0), torch.zeros_like(peak))
+    return JointEstimates(xy, confidence)
