@@ -6,6 +6,7 @@ from hybrid_pose_ros.model.config import make_config
 from hybrid_pose_ros.model.hybrid import HybridPoseNet
 from hybrid_pose_ros.model.macs import snn_conv_specs
 from hybrid_pose_ros.model.snn import SNN_LAYERS
+from hybrid_pose_ros.tools import model_bench
 import pytest
 import torch
 
@@ -186,3 +187,20 @@ def test_dense_snn_on_conventional_hardware_saves_nothing():
     assert comparison.hybrid_w > comparison.ann_only_w  # 24.0 GMAC per step vs 22.6 per pass
     with pytest.raises(ValueError, match='unknown SNN energy view'):
         energy.snn_step_energy(step, energy.CVPRW).view('gpu')
+
+
+def test_model_bench_reports_synthetic_person_activity(tmp_path, capsys):
+    previous = torch.get_num_threads()
+    try:
+        code = model_bench.main(['--presets', 'cpu', '--reps', '3', '--threads', '1',
+                                 '--json', str(tmp_path / 'bench.json')])
+    finally:
+        torch.set_num_threads(previous)
+    assert code == 0
+    results = json.loads((tmp_path / 'bench.json').read_text())['results']
+    (result,) = results
+    assert result['preset'] == 'cpu' and not result['trained_weights']
+    assert result['latency']['1']['step']['count'] == 3
+    assert 2000 < result['events_per_bin_in_crop'] < 6000  # 0.5 Mev/s over the sensor
+    assert 0.001 < result['report']['step']['mean_firing_rate'] < 0.5
+    assert 'power at the SNN rate' in capsys.readouterr().out
