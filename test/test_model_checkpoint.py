@@ -12,7 +12,8 @@ METADATA = {'epochs': 3, 'dataset': 'synthetic', 'val_mpjpe_px': 6.5, 'seed': 20
 
 
 def small_config(**overrides):
-    return make_config('cpu', input_height=32, input_width=32, **overrides)
+    sizes = {'input_height': 32, 'input_width': 32, 'ann_base_width': 8, 'snn_base_width': 4}
+    return make_config('cpu', **{**sizes, **overrides})
 
 
 @pytest.fixture

@@ -59,7 +59,7 @@ def test_lif_module_matches_function():
 
 def test_atan_surrogate_gradient_values():
     centred = torch.tensor([0.0, 0.5, -2.0], requires_grad=True)
-    spike(centred, 2.0).sum().backward()
+    spike(centred + 1.0, 1.0, 2.0).sum().backward()
     expected = [1.0, 1.0 / (1.0 + (math.pi / 2.0) ** 2), 1.0 / (1.0 + (2.0 * math.pi) ** 2)]
     torch.testing.assert_close(centred.grad, torch.tensor(expected))
     torch.testing.assert_close(atan_surrogate_grad(centred.detach(), 2.0), torch.tensor(expected))

@@ -11,8 +11,11 @@ resolution, channel widths, LIF constants, output decay and timing. Presets:
     The 200 Hz variant: 20 bins of 5 ms per window, tau 5, output decay 0.9.
 ``cpu``
     The same architecture scaled for real time on two CPU cores (100 Hz SNN + 10 Hz ANN): the
-    256x256 crop is downscaled by 2 to 128x128, the ANN widths by 1/4 and the SNN widths by 1/8.
-    See ``hybrid_pose_model_bench`` for the measured latencies.
+    256x256 crop is downscaled by 4 to 64x64, the ANN widths are halved (16..256) and the SNN
+    widths quartered (8..64). Measured with ``hybrid_pose_model_bench`` on a 2-core AMD EPYC
+    (torch 2.13, BatchNorm folded, channels-last): SNN step about 2.8 ms and ANN + initialisers
+    about 9 ms, i.e. about 3.7 ms of compute per 10 ms bin on 2 threads (4.9 ms on 1 thread).
+    128x128 with SNN width 4 needed about 5.1 ms per bin on 2 threads and 8 ms on 1 thread.
 """
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
@@ -124,8 +127,8 @@ PRESETS: dict[str, ModelConfig] = {
     'paper': ModelConfig(preset='paper'),
     'paper_200hz': ModelConfig(preset='paper_200hz', bin_us=5000, steps_per_window=20, tau=5.0,
                                output_decay=0.9),
-    'cpu': ModelConfig(preset='cpu', input_height=128, input_width=128, ann_base_width=8,
-                       snn_base_width=4),
+    'cpu': ModelConfig(preset='cpu', input_height=64, input_width=64, ann_base_width=16,
+                       snn_base_width=8),
 }
 """Named configurations; :func:`make_config` starts from one of these."""
 

@@ -151,7 +151,7 @@ class HybridPoseNet(nn.Module):
              ) -> tuple[torch.Tensor, WindowState, StepActivity]:
         """One SNN step on ``frame [B, snn_in_channels, H, W]``: ``H <- decay * H + delta``."""
         delta, membranes, spikes = self.snn.step(frame, list(state.membranes))
-        heatmap = self.config.output_decay * state.heatmap + delta
+        heatmap = torch.add(delta, state.heatmap, alpha=self.config.output_decay)
         new_state = WindowState(tuple(membranes), heatmap, state.steps_taken + 1)
         return heatmap, new_state, StepActivity(dict(zip(SNN_LAYERS, spikes)))
 

@@ -17,37 +17,36 @@ import torch
 
 
 class SpikeFunction(torch.autograd.Function):
-    """Heaviside step (``Theta(0) = 1``) forward, ATan surrogate gradient backward."""
+    """Heaviside step ``Theta(V - V_th)`` (``Theta(0) = 1``) with the ATan surrogate gradient."""
 
     @staticmethod
-    def forward(ctx, centred: torch.Tensor, alpha: float) -> torch.Tensor:
-        """Return ``1.0`` where ``centred >= 0``, else ``0.0``."""
-        ctx.save_for_backward(centred)
+    def forward(ctx, v: torch.Tensor, v_threshold: float, alpha: float) -> torch.Tensor:
+        """Return ``1.0`` where ``v >= v_threshold``, else ``0.0``."""
+        ctx.save_for_backward(v)
+        ctx.v_threshold = v_threshold
         ctx.alpha = alpha
-        return (centred >= 0).to(centred.dtype)
+        return (v >= v_threshold).to(v.dtype)
 
     @staticmethod
-    def backward(ctx, grad_output: torch.Tensor) -> tuple[torch.Tensor, None]:
+    def backward(ctx, grad_output: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         """Scale the incoming gradient by the ATan surrogate derivative."""
-        (centred,) = ctx.saved_tensors
-        alpha = ctx.alpha
-        surrogate = alpha / (2.0 * (1.0 + (math.pi / 2.0 * alpha * centred) ** 2))
-        return grad_output * surrogate, None
+        (v,) = ctx.saved_tensors
+        return grad_output * atan_surrogate_grad(v - ctx.v_threshold, ctx.alpha), None, None
 
 
-def spike(centred: torch.Tensor, alpha: float = 2.0) -> torch.Tensor:
-    """Fire where ``centred = V - V_th >= 0``, with the ATan(``alpha``) surrogate gradient."""
-    return SpikeFunction.apply(centred, alpha)
+def spike(v: torch.Tensor, v_threshold: float = 1.0, alpha: float = 2.0) -> torch.Tensor:
+    """Fire where ``v >= v_threshold``, with the ATan(``alpha``) surrogate gradient."""
+    return SpikeFunction.apply(v, v_threshold, alpha)
 
 
 def atan_surrogate_grad(centred: torch.Tensor, alpha: float = 2.0) -> torch.Tensor:
-    """Return the surrogate derivative ``dS/dV`` at ``centred = V - V_th`` (for tests/plots)."""
+    """Return the surrogate derivative ``dS/dV`` at ``centred = V - V_th``."""
     return alpha / (2.0 * (1.0 + (math.pi / 2.0 * alpha * centred) ** 2))
 
 
 def lif_charge(v: torch.Tensor, current: torch.Tensor, tau: float) -> torch.Tensor:
     """Leaky charge ``V + (x - V) / tau`` (also the non-spiking readout of the pure SNN)."""
-    return v + (current - v) / tau
+    return torch.lerp(v, current, 1.0 / tau)  # one fused kernel for v + (x - v) / tau
 
 
 def lif_step(v: torch.Tensor, current: torch.Tensor, tau: float, v_threshold: float = 1.0,
@@ -59,8 +58,8 @@ def lif_step(v: torch.Tensor, current: torch.Tensor, tau: float, v_threshold: fl
     initial state, zeros or the ANN prediction). Returns ``(spikes, v_after_reset)``.
     """
     charged = lif_charge(v, current, tau)
-    spikes = spike(charged - v_threshold, alpha)
-    return spikes, charged - spikes * v_threshold
+    spikes = spike(charged, v_threshold, alpha)
+    return spikes, torch.sub(charged, spikes, alpha=v_threshold)  # charged - S * V_th
 
 
 class LIF(torch.nn.Module):
