@@ -14,7 +14,7 @@ resolution, channel widths, LIF constants, output decay and timing. Presets:
     256x256 crop is downscaled by 4 to 64x64, the ANN widths are halved (16..256) and the SNN
     widths quartered (8..64). Measured with ``hybrid_pose_model_bench`` on a 2-core AMD EPYC
     (torch 2.13, BatchNorm folded, channels-last): SNN step about 2.8 ms and ANN + initialisers
-    about 9 ms, i.e. about 3.7 ms of compute per 10 ms bin on 2 threads (4.9 ms on 1 thread).
+    about 8.5 ms, i.e. about 3.6 ms of compute per 10 ms bin on 2 threads (5.0 ms on 1 thread).
     128x128 with SNN width 4 needed about 5.1 ms per bin on 2 threads and 8 ms on 1 thread.
 """
 from dataclasses import asdict, dataclass, fields, replace

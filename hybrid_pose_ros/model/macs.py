@@ -9,6 +9,7 @@ activations, LIF updates, pooling, upsampling and concatenation are not counted.
 head) and 1.275 GMAC per state initialisation.
 """
 from dataclasses import asdict, dataclass
+import functools
 from typing import Any
 
 from hybrid_pose_ros.model.config import ModelConfig
@@ -104,16 +105,19 @@ def snn_layer_macs(config: ModelConfig) -> dict[str, int]:
     return {name: spec.macs for name, spec in snn_conv_specs(config).items()}
 
 
+@functools.lru_cache(maxsize=32)
 def ann_macs(config: ModelConfig) -> int:
     """Dense MACs of one ANN pass."""
     return sum(spec.macs for spec in ann_conv_specs(config).values())
 
 
+@functools.lru_cache(maxsize=32)
 def snn_step_macs(config: ModelConfig) -> int:
     """Dense MACs of one SNN step (all nine layers and the head)."""
     return sum(snn_layer_macs(config).values())
 
 
+@functools.lru_cache(maxsize=32)
 def initializer_macs(config: ModelConfig) -> int:
     """Dense MACs of one state initialisation (all nine initialisers)."""
     return sum(spec.macs for spec in initializer_conv_specs(config).values())
