@@ -108,8 +108,8 @@ class StateInitializers(nn.ModuleDict):
 
 
 def _check_frames(frames: torch.Tensor, config: ModelConfig) -> None:
-    if frames.dim() != 5 or frames.shape[2] != config.snn_in_channels:
-        raise ValueError(f'frames must be [B, T, {config.snn_in_channels}, H, W], '
+    if frames.dim() != 5 or frames.shape[2] != config.snn_in_channels or frames.shape[1] < 1:
+        raise ValueError(f'frames must be [B, T >= 1, {config.snn_in_channels}, H, W], '
                          f'got {tuple(frames.shape)}')
 
 

@@ -111,6 +111,7 @@ class SpikingUNet(nn.Module):
         new_membranes: Membranes = []
 
         def fire(current: torch.Tensor) -> torch.Tensor:
+            # Layers fire in SNN_LAYERS order: the next membrane is number len(new_membranes).
             spikes, v = lif_step(membranes[len(new_membranes)], current, self.tau,
                                  self.v_threshold, self.alpha)
             new_membranes.append(v)
