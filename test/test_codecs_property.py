@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 SETTINGS = settings(max_examples=150, deadline=None, derandomize=True)
-_frame_ids = st.text(st.characters(exclude_characters='\x00'), max_size=9)
+_frame_ids = st.text(st.characters(codec='utf-8', exclude_characters='\x00'), max_size=9)
 
 _events_strategy = st.lists(
     st.tuples(st.integers(-2**40, 2**40), st.integers(0, 345), st.integers(0, 259),
