@@ -113,6 +113,21 @@ def _check_frames(frames: torch.Tensor, config: ModelConfig) -> None:
                          f'got {tuple(frames.shape)}')
 
 
+def _run_steps(step, state: WindowState, frames: torch.Tensor,
+               keep_activity: bool) -> dict[str, Any]:
+    """Apply ``step`` over ``frames [B, T, ...]``; the per-step results of a window, stacked."""
+    heatmaps, activity = [], []
+    for t in range(frames.shape[1]):
+        heatmap, state, step_activity = step(state, frames[:, t])
+        heatmaps.append(heatmap)
+        if keep_activity:
+            activity.append(step_activity)
+    result = {'heatmaps': torch.stack(heatmaps, dim=1), 'final_membranes': state.membranes}
+    if keep_activity:
+        result['activity'] = activity
+    return result
+
+
 class HybridPoseNet(nn.Module):
     """ANN + state initialisers + spiking UNet with the delta-accumulator output."""
 
@@ -165,21 +180,8 @@ class HybridPoseNet(nn.Module):
         """
         _check_frames(frames, self.config)
         state, ann_heatmap = self.init_window(ann_input)
-        initial_membranes = state.membranes
-        heatmaps, activity = [], []
-        for t in range(frames.shape[1]):
-            heatmap, state, step_activity = self.step(state, frames[:, t])
-            heatmaps.append(heatmap)
-            if keep_activity:
-                activity.append(step_activity)
-        result = {
-            'heatmaps': torch.stack(heatmaps, dim=1),
-            'ann_heatmap': ann_heatmap,
-            'initial_membranes': initial_membranes,
-            'final_membranes': state.membranes,
-        }
-        if keep_activity:
-            result['activity'] = activity
+        result = _run_steps(self.step, state, frames, keep_activity)
+        result.update(ann_heatmap=ann_heatmap, initial_membranes=state.membranes)
         return result
 
 
@@ -221,16 +223,7 @@ class PureSNN(nn.Module):
         _check_frames(frames, self.config)
         batch, _, _, height, width = frames.shape
         state = self.init_window(batch, height, width, frames.device, frames.dtype)
-        heatmaps, activity = [], []
-        for t in range(frames.shape[1]):
-            heatmap, state, step_activity = self.step(state, frames[:, t])
-            heatmaps.append(heatmap)
-            if keep_activity:
-                activity.append(step_activity)
-        result = {'heatmaps': torch.stack(heatmaps, dim=1), 'final_membranes': state.membranes}
-        if keep_activity:
-            result['activity'] = activity
-        return result
+        return _run_steps(self.step, state, frames, keep_activity)
 
 
 def build_model(kind: str, config: ModelConfig) -> nn.Module:
