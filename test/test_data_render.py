@@ -132,3 +132,21 @@ def test_generate_tiny_dataset_and_resume(tmp_path):
     generate_dataset([path], out, cfg, progress=False)
     assert os.path.getmtime(dhp19.events_path(out, 'S1_session1_mov1')) == stamp
     assert not [f for f in os.listdir(out) if 'tmp' in f or 'done' in f]
+
+
+def test_segmented_generation_is_the_same_with_one_or_two_workers(tmp_path):
+    path = str(tmp_path / 'walk.bvh')
+    _write_rigify_bvh(path, frames=13)
+    results = []
+    for workers in (1, 2):
+        out = str(tmp_path / f'out{workers}')
+        cfg = GenerateConfig(render_hz=200.0, supersample=1, cameras=(3,), test_fraction=0.0,
+                             segment_seconds=0.15, warmup_seconds=0.02, workers=workers)
+        (rec,) = generate_dataset([path], out, cfg, progress=False)
+        results.append(dhp19.read_events(dhp19.events_path(out, rec.name), 3))
+    one, two = results
+    np.testing.assert_array_equal(one, two)
+    assert np.all(np.diff(one['t']) >= 0) and len(one) > 100
+    # every segment contributes events: no hole at the boundaries at 150 and 300 ms
+    for boundary in (150_000, 300_000):
+        assert np.count_nonzero(np.abs(one['t'] - boundary) < 20_000) > 10

@@ -18,6 +18,7 @@ event file is assembled once all cameras are done, and files that exist are skip
 """
 from dataclasses import dataclass, field
 import math
+import multiprocessing
 import os
 import zlib
 
@@ -49,6 +50,9 @@ class GenerateConfig:
     seed: int = 0
     max_seconds: float | None = None
     chunk_frames: int = 250
+    segment_seconds: float | None = None
+    warmup_seconds: float = 0.1
+    workers: int = 1
     sim: SimulatorConfig = field(default_factory=SimulatorConfig)
 
 
@@ -110,8 +114,10 @@ def _clip_end(clip: MotionClip, config: GenerateConfig) -> float:
     return min(end, config.max_seconds) if config.max_seconds else end
 
 
-def _seed(config: GenerateConfig, name: str, cam: int) -> np.random.SeedSequence:
-    return np.random.SeedSequence([config.seed, zlib.crc32(name.encode()), cam])
+def _seed(config: GenerateConfig, name: str, cam: int, segment: int = 0
+          ) -> np.random.SeedSequence:
+    key = [config.seed, zlib.crc32(name.encode()), cam] + ([segment] if segment else [])
+    return np.random.SeedSequence(key)
 
 
 def frame_times_us(rec: Recording, render_hz: float) -> np.ndarray:
@@ -120,32 +126,60 @@ def frame_times_us(rec: Recording, render_hz: float) -> np.ndarray:
     return np.round(np.arange(n) * 1e6 / render_hz).astype(np.int64)
 
 
-def simulate_camera(track: MotionClip, rec: Recording, camera: Camera, config: GenerateConfig,
-                    path: str, progress: bool = True) -> None:
-    """Render and simulate one camera of one recording into a single-camera event file."""
+def _segments(rec: Recording, config: GenerateConfig) -> list[tuple[int, int]]:
+    """Split a recording into ``[start, end)`` microsecond ranges of ``segment_seconds``."""
+    length = int(round((rec.end_s - rec.start_s) * 1e6))
+    step = int(config.segment_seconds * 1e6) if config.segment_seconds else length
+    return [(a, min(a + step, length)) for a in range(0, max(length, 1), step)]
+
+
+def simulate_segment(track: MotionClip, rec: Recording, camera: Camera, config: GenerateConfig,
+                     segment: int) -> np.ndarray:
+    """
+    Render and simulate one segment of one camera; return its events (us from the recording).
+
+    A segment after the first starts ``warmup_seconds`` early so the per-pixel reference levels
+    settle; events of the warm-up are discarded. Segments are seeded independently, so they can
+    be simulated in parallel and give the same result whatever the number of workers.
+    """
+    start_us, end_us = _segments(rec, config)[segment]
+    warmup_us = int(config.warmup_seconds * 1e6) if start_us > 0 else 0
     renderer = Renderer(camera, config.supersample)
-    seed = _seed(config, rec.name, camera.cam_index).generate_state(1)[0]
+    seed = _seed(config, rec.name, camera.cam_index, segment).generate_state(1)[0]
     sim = EventSimulator(config.sim, seed=int(seed))
     times = frame_times_us(rec, config.render_hz)
-    tmp = path + '.tmp'
-    writer = dhp19.EventsWriter(tmp)
-    writer.append(camera.cam_index, empty_events())
-    bar = tqdm(total=len(times), desc=f'{rec.name} cam{camera.cam_index}', unit='frame',
-               disable=not progress, leave=False)
-    for start in range(0, len(times), config.chunk_frames):
-        chunk = times[start:start + config.chunk_frames]
+    first = max(int(np.searchsorted(times, start_us - warmup_us, side='right')) - 1, 0)
+    last = int(np.searchsorted(times, end_us, side='left'))
+    times = times[first:last + 1]
+    chunks = []
+    for chunk_start in range(0, len(times), config.chunk_frames):
+        chunk = times[chunk_start:chunk_start + config.chunk_frames]
         poses = resample(track, rec.start_s + chunk * 1e-6)
-        chunks = []
         for t, pose in zip(chunk, poses):
             frame = renderer.render(pose)
             if sim.level is None:
                 sim.reset(frame, int(t))
             else:
                 chunks.append(sim.step(frame, int(t)))
-        if chunks:
-            writer.append(camera.cam_index, np.concatenate(chunks))
-        bar.update(len(chunk))
-    bar.close()
+    events = np.concatenate(chunks) if chunks else empty_events()
+    return events[(events['t'] >= start_us) & (events['t'] < end_us)]
+
+
+def _simulate_job(args: tuple) -> np.ndarray:
+    return simulate_segment(*args)
+
+
+def simulate_camera(track: MotionClip, rec: Recording, camera: Camera, config: GenerateConfig,
+                    path: str, progress: bool = True, pool=None) -> None:
+    """Render and simulate one camera of one recording into a single-camera event file."""
+    jobs = [(track, rec, camera, config, k) for k in range(len(_segments(rec, config)))]
+    results = pool.imap(_simulate_job, jobs) if pool is not None else map(_simulate_job, jobs)
+    tmp = path + '.tmp'
+    writer = dhp19.EventsWriter(tmp)
+    writer.append(camera.cam_index, empty_events())
+    for events in tqdm(results, total=len(jobs), desc=f'{rec.name} cam{camera.cam_index}',
+                       unit='segment', disable=not progress, leave=False):
+        writer.append(camera.cam_index, events)
     writer.close()
     os.replace(tmp, path)
 
@@ -166,7 +200,7 @@ def write_rig(out_dir: str, cameras: dict[int, Camera]) -> None:
 
 
 def generate_recording(track: MotionClip, rec: Recording, out_dir: str, config: GenerateConfig,
-                       cameras: dict[int, Camera], progress: bool = True) -> None:
+                       cameras: dict[int, Camera], progress: bool = True, pool=None) -> None:
     """Write one recording (event and label files), skipping what is already complete."""
     final = dhp19.events_path(out_dir, rec.name)
     label_file = dhp19.labels_path(out_dir, rec.name)
@@ -178,7 +212,7 @@ def generate_recording(track: MotionClip, rec: Recording, out_dir: str, config: 
     for cam in config.cameras:
         part = os.path.join(out_dir, f'{rec.name}_cam{cam}.done.h5')
         if not os.path.exists(part):
-            simulate_camera(track, rec, cameras[cam], config, part, progress)
+            simulate_camera(track, rec, cameras[cam], config, part, progress, pool)
         parts[cam] = part
     tmp = final + '.tmp'
     writer = dhp19.EventsWriter(tmp)
@@ -208,6 +242,13 @@ def generate_dataset(paths: list[str], out_dir: str, config: GenerateConfig = Ge
     write_rig(out_dir, cameras)
     plan = plan_recordings(clips, config, holdout)
     tracks = [scene_track(c) for c in clips]
-    for rec in tqdm(plan, desc='recordings', disable=not progress):
-        generate_recording(tracks[rec.clip], rec, out_dir, config, cameras, progress)
+    pool = multiprocessing.get_context('spawn').Pool(config.workers) \
+        if config.workers > 1 else None
+    try:
+        for rec in tqdm(plan, desc='recordings', disable=not progress):
+            generate_recording(tracks[rec.clip], rec, out_dir, config, cameras, progress, pool)
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
     return plan

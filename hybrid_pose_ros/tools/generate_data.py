@@ -23,6 +23,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--max-seconds', type=float, default=None,
                         help='use at most this much of every clip')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--workers', type=int, default=1,
+                        help='processes simulating segments in parallel')
+    parser.add_argument('--segment-seconds', type=float, default=None,
+                        help='simulate recordings in independent segments of this length '
+                             '(each with a short warm-up), so workers can share one camera')
     parser.add_argument('--threshold', type=float, default=SimulatorConfig.c_pos,
                         help='mean ON and OFF contrast threshold')
     parser.add_argument('--noise-hz', type=float, default=SimulatorConfig.noise_rate_hz,
@@ -39,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
                               noise_rate_hz=args.noise_hz, refractory_us=args.refractory_us)
     config = GenerateConfig(render_hz=args.render_hz, supersample=args.supersample,
                             cameras=tuple(args.cameras), test_fraction=args.test_fraction,
-                            seed=args.seed, max_seconds=args.max_seconds, sim=sim)
+                            seed=args.seed, max_seconds=args.max_seconds, sim=sim,
+                            workers=args.workers, segment_seconds=args.segment_seconds)
     plan = generate_dataset(args.mocap, args.out, config, tuple(args.holdout),
                             progress=not args.quiet)
     for rec in plan:
