@@ -160,9 +160,9 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument('src')
     r.add_argument('dst')
     args = parser.parse_args(argv)
-    for attr in ('out', 'dst'):
-        if pathlib.Path(getattr(args, attr, '') or '').exists():
-            sys.exit(f'hybrid_pose_convert: {getattr(args, attr)} exists; remove it first')
+    target = getattr(args, 'out', None) or getattr(args, 'dst', None)
+    if pathlib.Path(target).exists():
+        sys.exit(f'hybrid_pose_convert: {target} exists; remove it first')
     if args.command == 'dhp19':
         counts = dhp19_to_bag(args.folder, args.recording, args.cameras, args.out,
                               args.encoding, args.message_ms, args.t0)
