@@ -38,6 +38,7 @@ setup(
         'console_scripts': [
             'hybrid_pose_node = hybrid_pose_ros.ros.node:main',
             'hybrid_pose_model_bench = hybrid_pose_ros.tools.model_bench:main',
+            'hybrid_pose_bench = hybrid_pose_ros.tools.bench:main',
             'hybrid_pose_replay = hybrid_pose_ros.ros.replay:main',
             'hybrid_pose_convert = hybrid_pose_ros.ros.convert:main',
             'hybrid_pose_generate_data = hybrid_pose_ros.tools.generate_data:main',

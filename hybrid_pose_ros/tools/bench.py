@@ -1,0 +1,120 @@
+"""
+``hybrid_pose_bench``: the performance tables of the package, printed and written as JSON.
+
+Sections (``--sections``, default all that need no running node):
+
+``ingest``
+    Events per second from raw CDR bytes to a numpy event array: the package's numpy codecs
+    against rclpy's typed deserialisation of the same message, in one run (the ratio is the
+    result; absolute numbers depend on the machine), for 10k, 100k and 1M events, for
+    ``dvs_msgs/EventArray`` and ``event_camera_msgs/EventPacket`` (mono). Timed on one core.
+``model``
+    ANN initialisation and SNN step latency per preset and thread count, MACs, synaptic
+    operations, firing rates and energy: ``hybrid_pose_model_bench`` (see its options).
+"""
+import argparse
+import json
+import os
+import pathlib
+import time
+from typing import Any, Callable
+
+from hybrid_pose_ros.events.event_array import make_events
+from hybrid_pose_ros.ros import codecs
+import numpy as np
+
+SIZES = (10_000, 100_000, 1_000_000)
+
+
+def _events(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = 1_700_000_000_000_000 + np.sort(rng.integers(0, 50_000, n))
+    return make_events(t, rng.integers(0, 346, n), rng.integers(0, 260, n),
+                       rng.integers(0, 2, n))
+
+
+def _rate(function: Callable[[], np.ndarray], n: int, min_seconds: float) -> float:
+    """Best events/s over repeated calls lasting at least ``min_seconds`` in total."""
+    times = []
+    start = time.perf_counter()
+    while not times or time.perf_counter() - start < min_seconds:
+        t0 = time.perf_counter()
+        out = function()
+        times.append(time.perf_counter() - t0)
+        assert len(out) == n
+    return n / min(times)
+
+
+def bench_ingest(sizes=SIZES, min_seconds: float = 1.0) -> list[dict[str, Any]]:
+    """Time numpy and typed decoding of EventArray and EventPacket messages of ``sizes``."""
+    rows = []
+    for n in sizes:
+        events = _events(n)
+        stamp = int(events['t'][0]) * 1000
+        array_bytes = codecs.encode_event_array(stamp, 'camera', 260, 346, events)
+        packet_bytes = codecs.encode_event_packet(stamp, 'camera', 260, 346, 0, stamp, 'mono',
+                                                  codecs.encode_mono_events(events, stamp))
+        cases = {
+            'EventArray': (lambda: codecs.decode_event_array(array_bytes).events,
+                           lambda: codecs.typed_decode_event_array(array_bytes)),
+            'EventPacket mono': (
+                lambda: codecs.decode_packet_events(codecs.decode_event_packet(packet_bytes)),
+                lambda: codecs.typed_decode_event_packet(packet_bytes)),
+        }
+        for message, (fast, typed) in cases.items():
+            np.testing.assert_array_equal(fast(), typed())
+            fast_rate = _rate(fast, n, min_seconds)
+            typed_rate = _rate(typed, n, min_seconds if n < 1_000_000 else 0.0)
+            rows.append({'message': message, 'events': n, 'numpy_mev_s': fast_rate / 1e6,
+                         'typed_mev_s': typed_rate / 1e6, 'ratio': fast_rate / typed_rate})
+    return rows
+
+
+def print_ingest(rows: list[dict[str, Any]]) -> None:
+    """Print the ingestion table."""
+    print('\n## Event ingestion (one core): raw CDR bytes -> numpy events')
+    print(f'| {"message":<17} | {"events":>9} | {"numpy Mev/s":>11} | {"rclpy typed Mev/s":>17} '
+          f'| {"ratio":>7} |')
+    print(f'|{"-" * 19}|{"-" * 11}|{"-" * 13}|{"-" * 19}|{"-" * 9}|')
+    for r in rows:
+        print(f'| {r["message"]:<17} | {r["events"]:>9,} | {r["numpy_mev_s"]:>11.1f} | '
+              f'{r["typed_mev_s"]:>17.3f} | {r["ratio"]:>6.0f}x |')
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the chosen sections, print their tables and write ``--json``."""
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument('--sections', nargs='+', default=['ingest', 'model'],
+                        choices=['ingest', 'model'])
+    parser.add_argument('--json', default='bench_output/bench.json')
+    parser.add_argument('--quick', action='store_true', help='shorter timing (for tests)')
+    args = parser.parse_args(argv)
+    results: dict[str, Any] = {}
+    if 'ingest' in args.sections:
+        sizes = (10_000, 100_000) if args.quick else SIZES
+        affinity = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {min(affinity)})   # one core, as the targets are stated
+        try:
+            results['ingest'] = bench_ingest(sizes, 0.05 if args.quick else 1.0)
+        finally:
+            os.sched_setaffinity(0, affinity)
+        print_ingest(results['ingest'])
+        results['ingest_summary'] = {
+            r['message']: {'min_ratio': min(x['ratio'] for x in results['ingest']
+                                            if x['message'] == r['message']),
+                           'numpy_mev_s_at_largest': r['numpy_mev_s']}
+            for r in results['ingest'] if r['events'] == max(sizes)}
+    if 'model' in args.sections:
+        from hybrid_pose_ros.tools import model_bench
+        model_json = pathlib.Path(args.json).with_name('model.json')
+        model_json.parent.mkdir(parents=True, exist_ok=True)
+        quick = ['--reps', '5', '--heavy-reps', '1'] if args.quick else []
+        model_bench.main(['--json', str(model_json)] + quick)
+        results['model'] = json.loads(model_json.read_text())
+    pathlib.Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    pathlib.Path(args.json).write_text(json.dumps(results, indent=2))
+    print(f'\nwritten {args.json}')
+
+
+if __name__ == '__main__':
+    main()
