@@ -28,6 +28,7 @@ from hybrid_pose_ros.skeleton import JOINT_NAMES
 import numpy as np
 from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.rosbag2.writer import CompressionFormat, CompressionMode
 import yaml
 
 DEFAULT_T0_S = 1_700_000_000
@@ -71,7 +72,9 @@ def dhp19_to_bag(folder: str, recording: str, cameras: list[int], out: str,
     poses_mm, label_us = dhp19.read_labels(dhp19.labels_path(folder, recording))
     counts: dict[str, int] = {}
     rig = {}
-    with Writer(out, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+    writer = Writer(out, version=9, storage_plugin=StoragePlugin.MCAP)
+    writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
+    with writer:
         gt3d = writer.add_connection('/pose_gt_3d', POSE_ARRAY, typestore=typestore)
         for t_us, pose in zip(label_us, poses_mm):
             writer.write(gt3d, (t0_us + int(t_us)) * 1000, _pose_array_cdr(
