@@ -1,0 +1,1 @@
+"""Multi-view geometry helpers (triangulation); numpy only, no ROS imports."""
