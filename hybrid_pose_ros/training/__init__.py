@@ -1,0 +1,1 @@
+"""Training and evaluation of the hybrid ANN-SNN, the ANN and the pure-SNN baseline (no ROS)."""
