@@ -1,0 +1,61 @@
+"""
+Command line: the paper's table (ANN every step, ANN held, hybrid, pure SNN) on a split.
+
+Writes ``evaluation.json`` and ``mpjpe_per_step.png`` into ``--out-dir`` and prints the table.
+"""
+import argparse
+import os
+
+from hybrid_pose_ros.training.evaluate import run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of ``hybrid_pose_evaluate``."""
+    parser = argparse.ArgumentParser(
+        description='Evaluate trained checkpoints on a DHP19-format split: 2D MPJPE per '
+                    'step, 3D MPJPE by triangulation, energy per window.')
+    parser.add_argument('--run-dir', help='training output folder: takes hybrid.pt, '
+                        'pure_snn.pt and ann.pt from it unless given explicitly')
+    parser.add_argument('--hybrid', help='hybrid checkpoint')
+    parser.add_argument('--pure-snn', help='pure-SNN checkpoint')
+    parser.add_argument('--ann', help="ANN checkpoint (default: the hybrid's frozen ANN)")
+    parser.add_argument('--data', nargs='+', required=True, help='DHP19-format folders')
+    parser.add_argument('--cameras', type=int, nargs='+', default=[2, 3],
+                        help='h5 camera indices (two or more give 3D by triangulation)')
+    parser.add_argument('--split', default='test', choices=('train', 'test'))
+    parser.add_argument('--out-dir', help='output folder (default: RUN_DIR/evaluation)')
+    parser.add_argument('--cache', help='.npz cache of the precomputed windows')
+    parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
+    parser.add_argument('--batch-size', type=int, default=16)
+    parser.add_argument('--energy-windows', type=int, default=4,
+                        help='windows sampled for the synaptic-operation accounting')
+    parser.add_argument('--max-windows', type=int, help='evaluate only the first N windows')
+    parser.add_argument('--quiet', action='store_true', help='no progress bars')
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    checkpoints = {'hybrid': args.hybrid, 'pure_snn': args.pure_snn, 'ann': args.ann}
+    if args.run_dir:
+        for kind in ('hybrid', 'pure_snn'):
+            candidate = os.path.join(args.run_dir, f'{kind}.pt')
+            if checkpoints[kind] is None and os.path.exists(candidate):
+                checkpoints[kind] = candidate
+        candidate = os.path.join(args.run_dir, 'ann.pt')
+        if checkpoints['hybrid'] is None and checkpoints['ann'] is None and os.path.exists(
+                candidate):
+            checkpoints['ann'] = candidate
+    if not any(checkpoints.values()):
+        parser.error('no checkpoint: give --run-dir or --hybrid/--pure-snn/--ann')
+    out_dir = args.out_dir or os.path.join(args.run_dir or '.', 'evaluation')
+    run(checkpoints, args.data, args.cameras, out_dir, split=args.split, device=args.device,
+        batch_size=args.batch_size, cache=args.cache, energy_windows=args.energy_windows,
+        progress=not args.quiet, max_windows=args.max_windows)
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,397 @@
+"""
+The paper's evaluation table (spec section 5.1) on a DHP19-format split.
+
+Four models per window, all on the node's windows (:mod:`hybrid_pose_ros.training.dataset`):
+
+``ann_every_step``
+    The ANN re-run at every step on the ``ann_events`` events before the step's end
+    ("ANN @100 Hz").
+``ann_held``
+    The ANN heatmap of the window start held for all steps ("ANN @10 Hz").
+``hybrid``
+    The hybrid ANN-SNN.
+``pure_snn``
+    The SNN baseline from zero state every window.
+
+2D MPJPE: the argmax of each heatmap, mapped back to sensor pixels through the geometry and
+then to the 256x256 crop (``u - 34``, ``v - 2``), against the paper's integer crop label;
+nanmean over the visible joints of a sample, mean over samples per step, and the headline is
+the mean over the window's steps. 3D MPJPE (mm): windows seen at the same time by two or more
+cameras with P matrices are triangulated per step (weighted DLT, weights = heatmap confidence,
+floored at 1e-3 so an all-zero heatmap still counts) and compared with that step's 3D label.
+Energy per window comes from the exact synaptic-op accounting of :mod:`hybrid_pose_ros.model.
+energy`, sampled on a few windows.
+"""
+import json
+import math
+import os
+from typing import Any, Callable, Sequence
+
+from hybrid_pose_ros.data import dhp19
+from hybrid_pose_ros.geometry.triangulation import dhp19_sensor_to_p, triangulate
+from hybrid_pose_ros.model.ann import AnnUNet
+from hybrid_pose_ros.model.config import ModelConfig
+from hybrid_pose_ros.model.decode import decode_heatmaps
+from hybrid_pose_ros.model.energy import (account_step, ENERGY_CONSTANTS, energy_report,
+                                          mean_accounting, snn_step_energy)
+from hybrid_pose_ros.model.hybrid import HybridPoseNet, PureSNN
+from hybrid_pose_ros.model.macs import ann_macs, initializer_macs
+from hybrid_pose_ros.training.dataset import DeviceData, WindowDataset
+import numpy as np
+import torch
+from tqdm import tqdm
+
+MODEL_NAMES = ('ann_every_step', 'ann_held', 'hybrid', 'pure_snn')
+MODEL_LABELS = {'ann_every_step': 'ANN every step', 'ann_held': 'ANN held (window start)',
+                'hybrid': 'Hybrid ANN-SNN', 'pure_snn': 'Pure SNN'}
+MIN_TRIANGULATION_WEIGHT = 1e-3
+ENERGY_VIEWS = ('paper_simplified', 'event_driven', 'dense')
+
+
+def crop_coordinates(xy_model: np.ndarray, dataset: WindowDataset) -> np.ndarray:
+    """Map model pixels ``[..., (x, y)]`` to the 256x256 DHP19 crop (sensor scale)."""
+    sensor = dataset.geometry.model_to_sensor(xy_model)
+    return sensor - np.array([dhp19.CROP_LEFT, dhp19.CROP_TOP], dtype=np.float64)
+
+
+def per_sample_error(prediction: np.ndarray, label: np.ndarray) -> np.ndarray:
+    """Return the nanmean over joints of the Euclidean error: ``[..., J, D]`` -> ``[...]``."""
+    distance = np.linalg.norm(np.asarray(prediction, dtype=np.float64)
+                              - np.asarray(label, dtype=np.float64), axis=-1)
+    counted = np.isfinite(distance)
+    total = np.where(counted, distance, 0.0).sum(axis=-1)
+    count = counted.sum(axis=-1)
+    with np.errstate(invalid='ignore', divide='ignore'):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def summarise(errors: np.ndarray) -> dict[str, Any]:
+    """Summarise per-sample errors ``[N, T]``: per-step means, their mean, the last step."""
+    errors = np.asarray(errors, dtype=np.float64)
+    per_step = [_nanmean(errors[:, t]) for t in range(errors.shape[1])]
+    finite = [e for e in per_step if e is not None]
+    return {'mean': float(np.mean(finite)) if finite else None,
+            'per_step': per_step, 'last_step': per_step[-1] if per_step else None,
+            'samples': int(np.isfinite(errors).any(axis=1).sum())}
+
+
+def _nanmean(values: np.ndarray) -> float | None:
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if len(finite) else None
+
+
+def _batches(index: np.ndarray, batch_size: int, progress: bool, desc: str):
+    chunks = [index[i:i + batch_size] for i in range(0, len(index), batch_size)]
+    return tqdm(chunks, desc=desc, disable=not progress, leave=False, unit='batch')
+
+
+def _decode(heatmaps: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    joints = decode_heatmaps(heatmaps)
+    return joints.xy.cpu().numpy(), joints.confidence.cpu().numpy()
+
+
+@torch.inference_mode()
+def predict_hybrid(model: HybridPoseNet, data: DeviceData, index: np.ndarray,
+                   batch_size: int, progress: bool = False) -> dict[str, np.ndarray]:
+    """Return model-pixel joints and confidences ``[N, T, J, *]`` of the hybrid and held ANN."""
+    out: dict[str, list[np.ndarray]] = {'hybrid_xy': [], 'hybrid_conf': [], 'held_xy': [],
+                                        'held_conf': []}
+    for chunk in _batches(index, batch_size, progress, 'hybrid'):
+        batch = data.window_batch(torch.from_numpy(chunk), with_next=False)
+        result = model.forward_window(batch['ann'], batch['frames'])
+        xy, conf = _decode(result['heatmaps'])
+        held_xy, held_conf = _decode(result['ann_heatmap'])
+        steps = xy.shape[1]
+        out['hybrid_xy'].append(xy)
+        out['hybrid_conf'].append(conf)
+        out['held_xy'].append(np.repeat(held_xy[:, None], steps, axis=1))
+        out['held_conf'].append(np.repeat(held_conf[:, None], steps, axis=1))
+    return {key: np.concatenate(value) for key, value in out.items()}
+
+
+@torch.inference_mode()
+def predict_pure_snn(model: PureSNN, data: DeviceData, index: np.ndarray, batch_size: int,
+                     progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Return model-pixel joints and confidences ``[N, T, J, *]`` of the pure SNN."""
+    xys, confs = [], []
+    for chunk in _batches(index, batch_size, progress, 'pure SNN'):
+        batch = data.window_batch(torch.from_numpy(chunk), with_next=False)
+        xy, conf = _decode(model.forward_window(batch['frames'])['heatmaps'])
+        xys.append(xy)
+        confs.append(conf)
+    return np.concatenate(xys), np.concatenate(confs)
+
+
+@torch.inference_mode()
+def predict_ann_pool(ann: AnnUNet, data: DeviceData, pool_index: np.ndarray, batch_size: int,
+                     progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Return the ANN's model-pixel joints and confidences for pool entries (any shape)."""
+    flat = np.asarray(pool_index).reshape(-1)
+    xys, confs = [], []
+    for chunk in _batches(flat, batch_size, progress, 'ANN'):
+        batch = data.pool_batch(torch.from_numpy(chunk))
+        xy, conf = _decode(ann(batch['ann']).heatmap)
+        xys.append(xy)
+        confs.append(conf)
+    shape = np.shape(pool_index)
+    xy, conf = np.concatenate(xys), np.concatenate(confs)
+    return xy.reshape(shape + xy.shape[1:]), conf.reshape(shape + conf.shape[1:])
+
+
+def window_errors(dataset: WindowDataset, index: np.ndarray, xy_model: np.ndarray) -> np.ndarray:
+    """Return per-sample 2D errors ``[N, T]`` in sensor pixels of windows ``index``."""
+    labels = dataset.arrays['crop'][index]
+    errors = per_sample_error(crop_coordinates(xy_model, dataset), labels)
+    return np.where(dataset.arrays['step_valid'][index], errors, np.nan)
+
+
+def _projection_matrices(dataset: WindowDataset) -> dict[tuple[str, int], np.ndarray]:
+    matrices = {}
+    for source in dataset.sources:
+        try:
+            matrices[(source.folder, source.camera)] = dhp19.load_projection_matrix(
+                source.folder, source.camera)
+        except (OSError, KeyError):
+            continue
+    return matrices
+
+
+def triangulation_groups(dataset: WindowDataset, index: np.ndarray) -> list[np.ndarray]:
+    """Return, per recording and start time seen by 2+ cameras, positions into ``index``."""
+    recordings = dataset.window_recording()
+    starts = dataset.arrays['start_us']
+    groups: dict[tuple[str, int], list[int]] = {}
+    for position, i in enumerate(index):
+        groups.setdefault((recordings[i], int(starts[i])), []).append(position)
+    return [np.array(g) for g in groups.values() if len(g) >= 2]
+
+
+def errors_3d(dataset: WindowDataset, index: np.ndarray, xy_model: np.ndarray,
+              confidence: np.ndarray) -> np.ndarray | None:
+    """
+    Return per-window 3D errors ``[G, T]`` in mm, or None with fewer than two cameras.
+
+    Each group of windows (same recording and start, 2+ cameras with P matrices) is
+    triangulated per step and joint, weighted by the confidences.
+    """
+    matrices = _projection_matrices(dataset)
+    cameras = dataset.window_camera()
+    folders = [dataset.sources[k].folder for k in dataset.arrays['window_source']]
+    rows = []
+    for group in triangulation_groups(dataset, index):
+        windows = index[group]
+        keys = [(folders[w], int(cameras[w])) for w in windows]
+        usable = np.array([k in matrices for k in keys])
+        if usable.sum() < 2:
+            continue
+        group = group[usable]
+        projections = np.stack([matrices[k] for k, u in zip(keys, usable) if u])
+        sensor = dataset.geometry.model_to_sensor(xy_model[group])
+        uv = np.moveaxis(dhp19_sensor_to_p(sensor), 0, -2)
+        weights = np.moveaxis(np.maximum(confidence[group], MIN_TRIANGULATION_WEIGHT), 0, -1)
+        points = triangulate(projections, uv, weights)
+        label = np.swapaxes(dataset.arrays['pose3d'][index[group[0]]], -1, -2)
+        rows.append(per_sample_error(points, label))
+    return np.stack(rows) if rows else None
+
+
+@torch.inference_mode()
+def energy_summary(config: ModelConfig, hybrid: HybridPoseNet | None, pure: PureSNN | None,
+                   data: DeviceData, index: np.ndarray) -> dict[str, Any]:
+    """
+    Return energy per window (mJ) of the four models and the hybrid's full energy report.
+
+    The SNN steps of the windows ``index`` are accounted exactly (:func:`account_step`) and
+    averaged; ANN passes are priced as dense MACs.
+    """
+    if len(index) == 0:
+        return {}
+    batch = data.window_batch(torch.from_numpy(np.asarray(index)), with_next=False)
+    steps = config.steps_per_window
+    accounted = {}
+    if hybrid is not None:
+        out = hybrid.forward_window(batch['ann'], batch['frames'], keep_activity=True)
+        accounted['hybrid'] = mean_accounting([
+            account_step(config, batch['frames'][:, t], out['activity'][t].spikes)
+            for t in range(steps)])
+    if pure is not None:
+        out = pure.forward_window(batch['frames'], keep_activity=True)
+        accounted['pure_snn'] = mean_accounting([
+            account_step(config, batch['frames'][:, t], out['activity'][t].spikes)
+            for t in range(steps)])
+    summary: dict[str, Any] = {'windows_sampled': int(len(index)), 'per_window_mj': {}}
+    for constants in ENERGY_CONSTANTS:
+        e_mac = constants.e_mac_pj * 1e-12
+        ann_j = ann_macs(config) * e_mac
+        init_j = initializer_macs(config) * e_mac
+        table: dict[str, Any] = {}
+        for view in ENERGY_VIEWS:
+            row = {'ann_every_step': steps * ann_j * 1e3, 'ann_held': ann_j * 1e3}
+            if 'hybrid' in accounted:
+                snn_j = snn_step_energy(accounted['hybrid'], constants).view(view)
+                row['hybrid'] = (ann_j + init_j + steps * snn_j) * 1e3
+            if 'pure_snn' in accounted:
+                snn_j = snn_step_energy(accounted['pure_snn'], constants).view(view)
+                row['pure_snn'] = steps * snn_j * 1e3
+            table[view] = row
+        summary['per_window_mj'][constants.name] = table
+    for name, step in accounted.items():
+        summary[f'{name}_mean_firing_rate'] = step.mean_firing_rate
+    if 'hybrid' in accounted:
+        summary['hybrid_report'] = energy_report(config, accounted['hybrid'])
+    return summary
+
+
+def format_table(results: dict[str, Any]) -> str:
+    """Return the results as a text table (2D px mean / first / last step, 3D mm, energy)."""
+    energy = results.get('energy', {}).get('per_window_mj', {}).get('cvprw', {}).get(
+        'paper_simplified', {})
+    lines = [f'{"model":<26}{"2D px":>9}{"step 1":>9}{"last":>9}{"3D mm":>9}'
+             f'{"mJ/window":>11}']
+    for name in MODEL_NAMES:
+        row = results['models'].get(name)
+        if row is None:
+            continue
+
+        def fmt(value: float | None, width: int = 9) -> str:
+            return f'{value:>{width}.2f}' if value is not None else f'{"-":>{width}}'
+        two = row['mpjpe_2d_px']
+        three = row.get('mpjpe_3d_mm') or {}
+        lines.append(f'{MODEL_LABELS[name]:<26}{fmt(two["mean"])}{fmt(two["per_step"][0])}'
+                     f'{fmt(two["last_step"])}{fmt(three.get("mean"))}'
+                     f'{fmt(energy.get(name), 11)}')
+    return '\n'.join(lines)
+
+
+def plot_per_step(results: dict[str, Any], path: str, bin_ms: float) -> None:
+    """Write a PNG of the 2D error per step of every evaluated model."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name in MODEL_NAMES:
+        row = results['models'].get(name)
+        if row is None:
+            continue
+        per_step = [math.nan if v is None else v for v in row['mpjpe_2d_px']['per_step']]
+        times = [(i + 1) * bin_ms for i in range(len(per_step))]
+        ax.plot(times, per_step, marker='o', label=MODEL_LABELS[name])
+    ax.set_xlabel('time since window start (ms)')
+    ax.set_ylabel('2D MPJPE (sensor px)')
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def evaluate_models(dataset: WindowDataset, data: DeviceData, hybrid: HybridPoseNet | None,
+                    pure: PureSNN | None, ann: AnnUNet | None, batch_size: int = 16,
+                    energy_windows: int = 4, progress: bool = True,
+                    max_windows: int | None = None) -> dict[str, Any]:
+    """Evaluate the given models on every window of ``dataset``; return the results dict."""
+    index = np.arange(len(dataset))
+    if max_windows is not None:
+        index = index[:max_windows]
+    predictions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    if hybrid is not None:
+        hybrid_out = predict_hybrid(hybrid, data, index, batch_size, progress)
+        predictions['hybrid'] = (hybrid_out['hybrid_xy'], hybrid_out['hybrid_conf'])
+        predictions['ann_held'] = (hybrid_out['held_xy'], hybrid_out['held_conf'])
+        if ann is None:
+            ann = hybrid.ann
+    if ann is not None:
+        step_index = dataset.arrays['step_ann_index'][index]
+        if (step_index >= 0).all():
+            predictions['ann_every_step'] = predict_ann_pool(ann, data, step_index,
+                                                             batch_size, progress)
+        if hybrid is None:
+            xy, conf = predict_ann_pool(ann, data, dataset.arrays['ann_index'][index],
+                                        batch_size, progress)
+            steps = dataset.config.steps_per_window
+            predictions['ann_held'] = (np.repeat(xy[:, None], steps, axis=1),
+                                       np.repeat(conf[:, None], steps, axis=1))
+    if pure is not None:
+        predictions['pure_snn'] = predict_pure_snn(pure, data, index, batch_size, progress)
+    models = {}
+    for name in MODEL_NAMES:
+        if name not in predictions:
+            continue
+        xy, conf = predictions[name]
+        row = {'mpjpe_2d_px': summarise(window_errors(dataset, index, xy))}
+        three = errors_3d(dataset, index, xy, conf)
+        row['mpjpe_3d_mm'] = summarise(three) if three is not None else None
+        models[name] = row
+    rng = np.random.default_rng(0)
+    sample = np.sort(rng.choice(index, size=min(energy_windows, len(index)), replace=False))
+    results = {
+        'models': models,
+        'dataset': {'windows': int(len(index)), 'split': dataset.meta['split'],
+                    'cameras': dataset.meta['cameras'], 'folders': dataset.meta['folders'],
+                    'recordings': sorted({s.name for s in dataset.sources}),
+                    'steps_per_window': dataset.config.steps_per_window,
+                    'bin_ms': dataset.config.bin_us / 1000.0},
+        'config': dataset.config.to_dict(),
+        'energy': energy_summary(dataset.config, hybrid, pure, data, sample),
+    }
+    return results
+
+
+def write_results(results: dict[str, Any], out_dir: str) -> tuple[str, str]:
+    """Write ``evaluation.json`` and ``mpjpe_per_step.png`` into ``out_dir``."""
+    os.makedirs(out_dir, exist_ok=True)
+    json_path = os.path.join(out_dir, 'evaluation.json')
+    with open(json_path, 'w') as f:
+        json.dump(results, f, indent=2, default=float)
+    png_path = os.path.join(out_dir, 'mpjpe_per_step.png')
+    plot_per_step(results, png_path, results['dataset']['bin_ms'])
+    return json_path, png_path
+
+
+def run(checkpoints: dict[str, str | None], data: Sequence[str], cameras: Sequence[int],
+        out_dir: str, split: str = 'test', device: str = 'auto', batch_size: int = 16,
+        cache: str | None = None, energy_windows: int = 4, progress: bool = True,
+        max_windows: int | None = None,
+        log: Callable[[str], None] = print) -> dict[str, Any]:
+    """
+    Load checkpoints (``hybrid``, ``pure_snn``, ``ann``; any may be None), evaluate, write.
+
+    The model config comes from the first checkpoint given; every checkpoint must share its
+    input size and timing.
+    """
+    from hybrid_pose_ros.model.checkpoint import load_checkpoint
+    device = resolve_device(device)
+    loaded = {kind: load_checkpoint(path, map_location=device)
+              for kind, path in checkpoints.items() if path}
+    if not loaded:
+        raise ValueError('give at least one checkpoint')
+    config = next(iter(loaded.values())).config
+    for kind, checkpoint in loaded.items():
+        other = checkpoint.config
+        if ((other.input_height, other.input_width, other.bin_us, other.steps_per_window,
+             other.ann_events) != (config.input_height, config.input_width, config.bin_us,
+                                   config.steps_per_window, config.ann_events)):
+            raise ValueError(f'{kind} checkpoint {checkpoint.path} has another input size or '
+                             'timing than the others')
+    dataset = WindowDataset.load_or_build(cache, list(data), split, cameras, config,
+                                          step_ann=True, progress=progress)
+    log(f'{split}: {len(dataset)} windows from {len(dataset.sources)} recording-cameras '
+        f'({dataset.nbytes() / 2**20:.0f} MiB)')
+    device_data = dataset.to_device(device)
+    models = {kind: checkpoint.model.to(device).eval() for kind, checkpoint in loaded.items()}
+    results = evaluate_models(dataset, device_data, models.get('hybrid'),
+                              models.get('pure_snn'), models.get('ann'), batch_size,
+                              energy_windows, progress, max_windows)
+    results['checkpoints'] = {kind: os.path.abspath(c.path) for kind, c in loaded.items()}
+    results['device'] = str(device)
+    json_path, png_path = write_results(results, out_dir)
+    log(format_table(results))
+    log(f'wrote {json_path} and {png_path}')
+    return results
+
+
+def resolve_device(device: str) -> torch.device:
+    """Return ``cuda`` when ``device`` is 'auto' and a GPU is present, else the given device."""
+    if device == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    return torch.device(device)
