@@ -119,3 +119,31 @@ def skeleton_markers(header: Header, xy: np.ndarray, confidence: np.ndarray,
             for k in (a, b):
                 bones.points.append(Point(x=points[k, 0], y=points[k, 1], z=points[k, 2]))
     return MarkerArray(markers=[joints, bones])
+
+
+def skeleton_markers_3d(header: Header, points: np.ndarray, lifetime_s: float) -> MarkerArray:
+    """
+    Build a 3D skeleton (``[J, 3]`` metres in ``header.frame_id``; NaN = missing) as markers.
+
+    Same layout as :func:`skeleton_markers`: ns ``joints`` (SPHERE_LIST, id 0) and ``bones``
+    (LINE_LIST, id 1, the DHP19 edges whose two joints are present), both always sent.
+    """
+    points = np.asarray(points, dtype=np.float64)
+    present = np.isfinite(points).all(axis=-1)
+    lifetime = Duration(sec=int(lifetime_s), nanosec=int((lifetime_s % 1.0) * 1e9))
+    joints = Marker(header=header, ns='joints', id=JOINT_MARKER_ID, type=Marker.SPHERE_LIST,
+                    action=Marker.ADD, lifetime=lifetime)
+    joints.pose.orientation.w = 1.0
+    joints.scale.x = joints.scale.y = joints.scale.z = 0.05
+    joints.color = ColorRGBA(r=0.1, g=0.9, b=0.3, a=1.0)
+    joints.points = [Point(x=p[0], y=p[1], z=p[2]) for p, ok in zip(points, present) if ok]
+    bones = Marker(header=header, ns='bones', id=BONE_MARKER_ID, type=Marker.LINE_LIST,
+                   action=Marker.ADD, lifetime=lifetime)
+    bones.pose.orientation.w = 1.0
+    bones.scale.x = 0.02
+    bones.color = ColorRGBA(r=0.2, g=0.6, b=1.0, a=1.0)
+    for a, b in SKELETON_EDGES:
+        if present[a] and present[b]:
+            for k in (a, b):
+                bones.points.append(Point(x=points[k, 0], y=points[k, 1], z=points[k, 2]))
+    return MarkerArray(markers=[joints, bones])
