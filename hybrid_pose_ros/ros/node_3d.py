@@ -13,7 +13,7 @@ seconds (wall clock) after its first pose arrived; groups are published in stamp
 older than the last published group are late; groups with one camera are unmatched; both are
 dropped and counted in ``/diagnostics``, as are groups pushed out by ``max_pending``.
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 import sys
 import time
 from typing import Any, Callable
@@ -166,7 +166,7 @@ def _any(_: Any) -> None:
     return None
 
 
-STRING_ARRAYS = ('cameras', 'pose_topics', 'calibration_files')
+STRING_ARRAYS = ('cameras', 'pose_topics', 'calibration_files', 'frame_ids')
 
 PARAMETERS_3D: tuple[ParameterSpec, ...] = (
     ParameterSpec('cameras', None, 'Camera names (at least two); each is looked up in its '
@@ -175,6 +175,8 @@ PARAMETERS_3D: tuple[ParameterSpec, ...] = (
                   '/<camera>/hybrid_pose_node/pose.', _string_list),
     ParameterSpec('calibration_files', None, 'Calibration YAML file or DHP19 folder of '
                   'P*.npy: one for all cameras, or one per camera.', _string_list),
+    ParameterSpec('frame_ids', None, 'Optical frame per camera for /tf_static; empty uses '
+                  "the calibration's frame_id (default <camera>_optical_frame).", _string_list),
     ParameterSpec('world_frame', 'world', 'Frame of ~/pose_3d, ~/skeleton_3d and the static '
                   'camera transforms.', lambda v: None if v else 'must not be empty'),
     ParameterSpec('stamp_tolerance', 0.002, 'Seconds between stamps of one group (cameras on '
@@ -260,8 +262,8 @@ class HybridPose3dNode(Node):
         if len(names) < 2 or len(set(names)) != len(names):
             raise StartupError(f'parameter cameras={names!r}: needs at least two distinct '
                                'camera names')
-        for key in ('pose_topics', 'calibration_files'):
-            allowed = (0, len(names)) if key == 'pose_topics' else (1, len(names))
+        for key in ('pose_topics', 'calibration_files', 'frame_ids'):
+            allowed = (1, len(names)) if key == 'calibration_files' else (0, len(names))
             if len(values[key]) not in allowed:
                 raise StartupError(f'parameter {key}={values[key]!r}: needs '
                                    f'{" or ".join(map(str, sorted(set(allowed))))} entries '
@@ -283,6 +285,9 @@ class HybridPose3dNode(Node):
                 raise StartupError(f'calibration {path} has no camera {name!r} (it has '
                                    f'{", ".join(loaded[path])})')
             cameras.append(loaded[path][name])
+        if self.params['frame_ids']:
+            cameras = [replace(camera, frame_id=frame)
+                       for camera, frame in zip(cameras, self.params['frame_ids'])]
         return cameras
 
     def _create_interfaces(self) -> None:
