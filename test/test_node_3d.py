@@ -9,6 +9,7 @@ from helpers import REPO_ROOT
 from hybrid_pose_ros.data.cameras import dhp19_rig
 import numpy as np
 import pytest
+import yaml
 
 pytestmark = pytest.mark.ros
 rclpy = pytest.importorskip('rclpy')
@@ -83,6 +84,10 @@ def points(msg):
     return np.array([[p.position.x, p.position.y, p.position.z] for p in msg.poses])
 
 
+def stamp_of(msg):
+    return msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+
+
 def diagnostic_value(bench, key):
     for array in reversed(bench.diagnostics):
         for status in array.status:
@@ -126,7 +131,7 @@ def test_two_camera_streams_give_the_known_skeleton(rclpy_context, ros_env):
     assert len(bench.poses) == 4
     for msg, k in zip(bench.poses, (0, 1, 2, 4)):
         assert msg.header.frame_id == 'world'
-        assert msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec == T0_NS + (k + 1) * BIN_NS
+        assert stamp_of(msg) == T0_NS + (k + 1) * BIN_NS
         expected = truth[k].copy()
         if k == 2:
             expected[[4, 7]] = np.nan
@@ -143,9 +148,103 @@ def test_two_camera_streams_give_the_known_skeleton(rclpy_context, ros_env):
         assert 'tf2_msgs is not installed' in output
 
 
+def test_a_silent_camera_is_waited_for_until_the_timeout(tmp_path, rclpy_context, ros_env):
+    """Three cameras, one never publishes: the sets go out after the wall-clock timeout."""
+    rig = dhp19_rig()
+    calibration = tmp_path / 'rig.yaml'
+    calibration.write_text(yaml.safe_dump({'cameras': {
+        f'cam{c}': {'dhp19_projection_mm': rig[c].dhp19_matrix().tolist()} for c in (3, 2, 1)}}))
+    topics = ['/t/a', '/t/b', '/t/c']
+    node = start_node(ros_env, 'cameras:=[cam3, cam2, cam1]',
+                      f'calibration_files:=[{calibration}]',
+                      f'pose_topics:=[{", ".join(topics)}]', 'timeout:=0.3',
+                      'use_sim_time:=true', 'refine_iterations:=0')   # no /clock is published
+    bench = Bench(rclpy_context, topics)
+    truth = [skeleton(10 + k) for k in range(2)]
+    try:
+        assert bench.spin_until(lambda: all(p.get_subscription_count() > 0
+                                            for p in bench.publishers), 30.0, node)
+        for k, joints in enumerate(truth):
+            for camera, cam_index in enumerate((3, 2)):
+                uv, _ = rig[cam_index].project(joints)
+                bench.publish(camera, T0_NS + k * BIN_NS, uv - 0.5, np.ones(13))
+        started = time.monotonic()
+        assert bench.spin_until(lambda: len(bench.poses) >= 2, 10.0, node)
+        assert time.monotonic() - started > 0.2
+    finally:
+        node.terminate()
+        node.communicate(timeout=10)
+        bench.close()
+    for msg, expected in zip(bench.poses, truth):
+        np.testing.assert_allclose(points(msg), expected, atol=1e-6)
+
+
 def test_a_camera_missing_from_the_calibration_stops_the_node(ros_env):
     node = start_node(ros_env, 'cameras:=[cam3, cam1]', f'calibration_files:=[{CALIBRATION}]')
     output, _ = node.communicate(timeout=30)
     assert node.returncode == 2
     assert f"hybrid_pose_3d_node: calibration {CALIBRATION} has no camera 'cam1'" in output
     assert 'Traceback' not in output
+
+
+def test_two_2d_nodes_on_the_sample_bag_feed_the_3d_node(tmp_path, rclpy_context, ros_env):
+    """Two hybrid_pose_node processes (untrained seeded model) on 1 s of the sample bag."""
+    pytest.importorskip('dvs_msgs.msg')
+    from dvs_msgs.msg import EventArray
+    from geometry_msgs.msg import PoseArray
+    from helpers.streams import small_checkpoint
+    from hybrid_pose_ros.geometry.calibration import load_calibration, triangulate_joints
+    from hybrid_pose_ros.ros.interfaces import event_typestore
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+    from rosbags.highlevel import AnyReader
+    checkpoint = tmp_path / 'model.pt'
+    small_checkpoint(checkpoint, ann_events=2000)
+    names = ('cam3', 'cam2')
+    nodes = [subprocess.Popen(
+        [sys.executable, '-m', 'hybrid_pose_ros.ros.node', '--ros-args', '-r', f'__ns:=/{name}',
+         '-p', f'checkpoint:={checkpoint}', '-p', f'events_topic:=/{name}/events',
+         '-p', 'input_type:=dvs', '-p', 'qos_reliability:=reliable', '-p', 'threads:=1',
+         '-p', 'min_confidence:=0.0', '-p', 'max_pending_bins:=1000'],
+        env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for name in names]
+    nodes.append(start_node(ros_env, 'cameras:=[cam3, cam2]',
+                            f'calibration_files:=[{CALIBRATION}]'))
+    bench = Bench(rclpy_context, [])
+    qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE,
+                     history=HistoryPolicy.KEEP_ALL)
+    poses_2d = {name: {} for name in names}
+    for name in names:
+        bench.node.create_subscription(
+            PoseArray, f'/{name}/hybrid_pose_node/pose',
+            lambda msg, n=name: poses_2d[n].__setitem__(stamp_of(msg), msg), qos)
+    event_pubs = {f'/{name}/events': bench.node.create_publisher(EventArray, f'/{name}/events',
+                                                                 qos) for name in names}
+    try:
+        assert bench.spin_until(lambda: all(p.get_subscription_count() > 0
+                                            for p in event_pubs.values()), 60.0, nodes[0])
+        with AnyReader([CALIBRATION.parent], default_typestore=event_typestore()) as reader:
+            connections = [c for c in reader.connections if c.topic in event_pubs]
+            start = reader.start_time
+            for conn, stamp, raw in reader.messages(connections=connections):
+                if stamp > start + 10**9:
+                    break
+                event_pubs[conn.topic].publish(bytes(raw))
+        assert bench.spin_until(lambda: len(bench.poses) >= 20, 60.0, nodes[2])
+        bench.spin_until(lambda: False, 0.5, nodes[2])
+    finally:
+        for node in nodes:
+            node.terminate()
+        for node in nodes:
+            node.communicate(timeout=10)
+        bench.close()
+    calibration = load_calibration(CALIBRATION)
+    cameras = [calibration[name] for name in names]
+    for msg in bench.poses:
+        stamp = stamp_of(msg)
+        assert stamp % BIN_NS == 0
+        views = [poses_2d[name][stamp] for name in names]
+        xy = np.stack([points(v)[:, :2] for v in views])
+        confidence = np.stack([points(v)[:, 2] for v in views])
+        expected = triangulate_joints(cameras, xy, confidence)
+        np.testing.assert_allclose(points(msg), expected, atol=1e-9)
+    assert any(np.isfinite(points(msg)).all(axis=-1).any() for msg in bench.poses)

@@ -28,6 +28,7 @@ from hybrid_pose_ros.skeleton import NUM_JOINTS
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -303,7 +304,9 @@ class HybridPose3dNode(Node):
         self.pose_pub = self.create_publisher(PoseArray, '~/pose_3d', 10)
         self.marker_pub = self.create_publisher(MarkerArray, '~/skeleton_3d', 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_timer(min(self.params['timeout'] / 2.0, 0.05), self._on_expire_timer)
+        # timeouts are wall-clock: a steady timer also runs when sim time has no /clock yet
+        self.create_timer(min(self.params['timeout'] / 2.0, 0.05), self._on_expire_timer,
+                          clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.create_timer(self.params['diagnostics_period'], self._publish_diagnostics)
         if self.params['publish_tf']:
             self._publish_static_transforms()
