@@ -28,12 +28,19 @@ Rules, each with a counter in :class:`BinnerCounters`:
 Every event pushed is thus returned in exactly one bin, dropped and counted, or still pending
 in the open bin: ``events_in == events_binned + late_dropped + reset_dropped +
 overflow_dropped + pending``.
+
+:func:`screen_events` removes implausible events before binning: outside the sensor, outside
+the range of ROS stamps, or far from the rest of their message in time. It lets the binner's
+rules (a whole message far back resets, a forward jump is a gap) see only plausible times, so a
+single wild timestamp can neither reset the stream nor move the grid into the future.
 """
 from dataclasses import asdict, dataclass
 from typing import Optional
 
 from hybrid_pose_ros.events.event_array import empty_events, EVENT_DTYPE
 import numpy as np
+
+MAX_STAMP_US = 2**31 * 1_000_000  # builtin_interfaces/Time holds int32 seconds
 
 
 @dataclass(frozen=True)
@@ -225,6 +232,44 @@ class EventBinner:
         n_history = int(np.searchsorted(self._history['t'], t_us, side='left'))
         from_history = self._history[max(0, n_history - rest):n_history]
         return np.concatenate([from_history, from_pending])
+
+
+@dataclass(frozen=True)
+class ScreenedEvents:
+    """The plausible events of one message and how many of each kind were removed."""
+
+    events: np.ndarray
+    out_of_sensor: int
+    time_outliers: int
+
+
+def screen_events(events: np.ndarray, width: int, height: int,
+                  outlier_us: int) -> ScreenedEvents:
+    """
+    Remove implausible events from one message, keeping the order of the rest.
+
+    Dropped, in this order (each event counted once): events with ``x >= width`` or
+    ``y >= height`` (``out_of_sensor``); events with ``t`` outside ``[0, MAX_STAMP_US)``, which
+    no output stamp can hold, and, with ``outlier_us > 0``, events more than ``outlier_us`` from
+    the median time of the message's other events (``time_outliers``). The median is robust:
+    a message needs more than half of its events to be wild to move it. A message whose events
+    all agree is kept whole, however far it jumps; the binner decides what a jump means.
+    """
+    if events.dtype != EVENT_DTYPE:
+        raise ValueError(f'expected EVENT_DTYPE events, got {events.dtype}')
+    inside = (events['x'] < width) & (events['y'] < height)
+    t = events['t']
+    plausible = inside & (t >= 0) & (t < MAX_STAMP_US)
+    if outlier_us > 0 and plausible.any():
+        candidates = t[plausible]
+        middle = len(candidates) // 2
+        median = int(np.partition(candidates, middle)[middle])
+        plausible &= np.abs(t - median) <= outlier_us
+    if plausible.all():
+        return ScreenedEvents(events, 0, 0)
+    out_of_sensor = len(events) - int(np.count_nonzero(inside))
+    kept = events[plausible]
+    return ScreenedEvents(kept, out_of_sensor, len(events) - len(kept) - out_of_sensor)
 
 
 def split_into_bins(events: np.ndarray, t0: int, bin_us: int, num_bins: int) -> list[np.ndarray]:

@@ -6,12 +6,56 @@ each window start it hands the 7500 preceding events to the ANN worker thread an
 bin. A high-rate timer in its own callback group steps the SNN through the queued bins, waiting
 for the ANN state only at the bin it was computed for, so the published poses equal
 :func:`hybrid_pose_ros.estimator.run_offline` on the same events at any replay speed (with
-reliable delivery). If more than ``max_pending_bins`` bins wait, the oldest whole window is
-dropped and counted. A time jump backwards resets the window; no pose is published for bins
-outside an initialised window.
+reliable delivery). No pose is published for bins outside an initialised window.
+
+Reliability policies; every counter named here is a value in ``/diagnostics``, whose level is
+WARN while a drop counter grew since the previous status and ERROR while an error counter
+(``step_errors``, ``message_errors``) grew; its message lists the increments:
+
+* Malformed messages (truncated or corrupted CDR, a sequence longer than the payload, an
+  EventPacket encoding other than mono, a zero-size message) are dropped whole:
+  ``decode_errors``, and ``last_error`` holds the decoder's reason. Messages lost before the
+  node saw them (DDS queue overflow, best-effort loss) show as gaps in the publisher's sequence
+  numbers from the rmw message info: ``messages_lost``.
+* Sensor size: ``sensor_width``/``sensor_height`` fix it, and a message reporting another
+  nonzero size is dropped (``size_dropped``). With 0 the first message's size is used; another
+  size is adopted (window restart, ``sensor_changes``) only once SIZE_CONFIRM_MESSAGES
+  messages in a row report it, and those before are dropped (``size_dropped``), so one corrupt
+  header cannot restart the stream. A message reporting 0 for width or height uses the known
+  size (dropped while none is known); sizes above MAX_SENSOR_SIZE are dropped.
+* Events outside the sensor are dropped one by one (``events_out_of_sensor``). Events whose
+  time no stamp can hold or that lie more than ``event_time_outlier_s`` from the median of
+  their message are dropped (``events_time_outliers``), so a single wild timestamp neither
+  resets nor stalls the stream. Events out of order inside a message are sorted
+  (``binner_reordered``); duplicate timestamps are kept as they are.
+* Time: a message entirely more than one window older than the stream (bag loop, camera
+  restart) resets the binner and the SNN (``binner_resets``; the open bin is dropped,
+  ``binner_reset_dropped``); older events in a current message are late
+  (``binner_late_dropped``). While no events arrive nothing is published: a bin is complete only
+  once a later event exists, so no pose is ever repeated with a newer stamp. When events resume
+  after a gap (more than 10 empty bins), the empty bins up to it are stepped and stamped with
+  their own event time, the window ends, and the next window starts only from an ANN history
+  entirely after the gap (``windows_skipped_after_gap``). ``seconds_since_input`` says how long
+  the input has been quiet. Output stamps are event time and the processing timers run on the
+  steady clock, so ``use_sim_time`` with a replayed or paused ``/clock`` changes only the
+  stamp of ``/diagnostics``.
+* Load: at most ``max_pending_bins`` bins and MAX_QUEUED_EVENTS events wait for the SNN; beyond
+  that the oldest whole window is dropped (``bins_dropped``, ``windows_dropped``) and its
+  pending ANN pass cancelled. The binner holds at most 2,000,000 events in its open bin
+  (``binner_overflow_dropped``).
+* Faults while running: an exception while stepping or publishing a bin is logged with the bin's
+  time and traceback, counted (``step_errors``), and ends the window; processing goes on with
+  the next window. Any other exception while handling a message drops the message
+  (``message_errors``). Non-finite model outputs are published as missing joints (NaN) and
+  counted (``nonfinite_joints``, ``nonfinite_poses``).
+* Startup: a configuration problem (parameters, checkpoint, ROS arguments) prints one line
+  ``hybrid_pose_node: ...`` and exits with code 2. CUDA requested but absent: a warning, then the
+  CPU. A log directory (``ROS_LOG_DIR``, else ``$ROS_HOME/log``, else ``~/.ros/log``) that cannot
+  be written: a warning on stderr, then logging to the console and ``/rosout`` only.
 """
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+import os
 import pathlib
 import sys
 import threading
@@ -21,21 +65,25 @@ import traceback
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseArray
 from hybrid_pose_ros.estimator import BinTask, HybridEstimator, StreamingRunner
+from hybrid_pose_ros.events.binning import EventBinner, screen_events
 from hybrid_pose_ros.events.sensor import SensorGeometry
 from hybrid_pose_ros.model.checkpoint import CheckpointError, load_checkpoint
 from hybrid_pose_ros.model.inference import prepare_for_inference
 from hybrid_pose_ros.ros import codecs
 from hybrid_pose_ros.ros.outputs import (
     ImagePlane, pose_array, skeleton_markers, stamp_from_us, visible_joints)
-from hybrid_pose_ros.ros.parameters import PARAMETERS, validate
+from hybrid_pose_ros.ros.parameters import MAX_SENSOR_SIZE, PARAMETERS, validate
 from hybrid_pose_ros.visualize import draw_skeleton, event_image
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 import torch
@@ -44,7 +92,15 @@ from visualization_msgs.msg import MarkerArray
 DEFAULT_CHECKPOINT = 'hybrid_cpu.pt'
 SNN_TIMER_PERIOD_S = 0.002
 STARTUP_ONLY = {'checkpoint', 'device', 'threads', 'input_type', 'events_topic', 'qos_depth',
-                'qos_reliability', 'bin_us'}
+                'qos_reliability', 'bin_us', 'sensor_width', 'sensor_height'}
+SIZE_CONFIRM_MESSAGES = 10
+MAX_QUEUED_EVENTS = 4_000_000
+IDLE_AFTER_S = 2.0
+LOG_THROTTLE_S = 5.0
+DROP_COUNTERS = ('decode_errors', 'messages_lost', 'size_dropped', 'events_out_of_sensor',
+                 'events_time_outliers', 'bins_dropped', 'nonfinite_joints',
+                 'binner_late_dropped', 'binner_reset_dropped', 'binner_overflow_dropped')
+ERROR_COUNTERS = ('step_errors', 'message_errors')
 
 
 class StartupError(RuntimeError):
@@ -93,13 +149,22 @@ class HybridPoseNode(Node):
         self.frame_id = self.params['frame_id']
         self.lock = threading.Lock()
         self.queue: deque[tuple[BinTask, Future | None, float]] = deque()
-        self.stats = {'messages': 0, 'events': 0, 'decode_errors': 0, 'poses': 0,
-                      'bins_dropped': 0, 'windows_dropped': 0, 'step_errors': 0,
-                      'sensor_changes': 0}
+        self.queued_events = 0
+        self.resume_us = np.iinfo(np.int64).min
+        self.size_candidate: tuple[tuple[int, int], int] | None = None
+        self.last_sequence: dict[bytes, int] = {}
+        self.last_logged: dict[str, float] = {}
+        self.stats = dict.fromkeys((
+            'messages', 'events', 'decode_errors', 'messages_lost', 'size_dropped',
+            'events_out_of_sensor', 'events_time_outliers', 'poses', 'nonfinite_poses',
+            'nonfinite_joints', 'bins_dropped', 'windows_dropped', 'windows_skipped_after_gap',
+            'step_errors', 'message_errors', 'sensor_changes'), 0)
+        self.reported: dict[str, int] = {}
         self.latencies_ms: deque[float] = deque(maxlen=1000)
         self.last_firing_rates: dict[str, float] = {}
         self.last_error = ''
         self.started = time.monotonic()
+        self.last_input: float | None = None
         self._create_interfaces()
         self.add_on_set_parameters_callback(self._on_set_parameters)
         config = self.checkpoint.config
@@ -111,12 +176,17 @@ class HybridPoseNode(Node):
     def _declare_and_validate(self) -> dict:
         values = {}
         for spec in PARAMETERS:
-            value = self.declare_parameter(
-                spec.name, spec.default, ParameterDescriptor(description=spec.description)).value
+            # dynamic typing lets validate() report a wrong type as clearly as a wrong value
+            value = self.declare_parameter(spec.name, spec.default, ParameterDescriptor(
+                description=spec.description, dynamic_typing=True)).value
             problem = validate(spec.name, value)
             if problem:
                 raise StartupError(f'parameter {spec.name}={value!r}: {problem}')
             values[spec.name] = value
+        if (values['sensor_width'] == 0) != (values['sensor_height'] == 0):
+            raise StartupError(f'parameters sensor_width={values["sensor_width"]} and '
+                               f'sensor_height={values["sensor_height"]}: set both, or both '
+                               'to 0 to take the size from the messages')
         return values
 
     def _load_checkpoint(self):
@@ -156,10 +226,12 @@ class HybridPoseNode(Node):
         self.marker_pub = self.create_publisher(MarkerArray, '~/skeleton', 10)
         self.image_pub = self.create_publisher(Image, '~/debug_image', 2)
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_timer(SNN_TIMER_PERIOD_S, self._on_snn_timer,
+        # steady timers: processing must not follow a paused or stopped /clock (use_sim_time)
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self.create_timer(SNN_TIMER_PERIOD_S, self._on_snn_timer, clock=steady,
                           callback_group=MutuallyExclusiveCallbackGroup())
         self.create_timer(self.params['diagnostics_period'], self._publish_diagnostics,
-                          callback_group=MutuallyExclusiveCallbackGroup())
+                          clock=steady, callback_group=MutuallyExclusiveCallbackGroup())
 
     def _on_set_parameters(self, parameters) -> SetParametersResult:
         for parameter in parameters:
@@ -175,34 +247,121 @@ class HybridPoseNode(Node):
         return SetParametersResult(successful=True)
 
     def _decode_event_array(self, data: bytes):
-        decoded = codecs.decode_event_array(data)
+        decoded = codecs.decode_event_array(data, check_bounds=False)
         return decoded, decoded.events
 
     def _decode_event_packet(self, data: bytes):
         decoded = codecs.decode_event_packet(data)
-        return decoded, codecs.decode_packet_events(decoded)
+        return decoded, codecs.decode_packet_events(decoded, check_bounds=False)
 
-    def _on_events(self, data: bytes) -> None:
+    def _warn(self, counter: str, message: str, amount: int = 1) -> None:
+        """
+        Count a drop, remember it as the last error and log it.
+
+        Each counter logs at most once every LOG_THROTTLE_S seconds.
+        """
+        self.stats[counter] += amount
+        self.last_error = message
+        now = time.monotonic()
+        if now - self.last_logged.get(counter, -LOG_THROTTLE_S) >= LOG_THROTTLE_S:
+            self.last_logged[counter] = now
+            self.get_logger().warning(message)
+
+    def _on_events(self, data: bytes, info: MessageInfo) -> None:
         received = time.monotonic()
+        self.last_input = received
+        self._count_lost(info)
         try:
-            decoded, events = self.decode(data)
+            self._handle_message(data, received)
         except codecs.CodecError as error:
-            self.stats['decode_errors'] += 1
-            self.last_error = f'dropped a message on {self.events_topic}: {error}'
-            self.get_logger().warning(self.last_error, throttle_duration_sec=5.0)
+            self._warn('decode_errors', f'dropped a message on {self.events_topic}: {error}')
+        except Exception as error:  # noqa: B902 - no input may stop the node
+            self.stats['message_errors'] += 1
+            self.last_error = f'dropped a message on {self.events_topic}: {error!r}'
+            self.get_logger().error(self.last_error + '\n' + traceback.format_exc(),
+                                    throttle_duration_sec=LOG_THROTTLE_S)
+
+    def _count_lost(self, info: MessageInfo) -> None:
+        """Count gaps in each publisher's sequence numbers (where the rmw provides them)."""
+        gid, sequence = info.get('publisher_gid'), info.get('publication_sequence_number')
+        if not gid or not sequence:
             return
+        key = bytes(gid['data'])
+        last = self.last_sequence.get(key)
+        if last is not None and sequence > last + 1:
+            self._warn('messages_lost', f'{sequence - last - 1} message(s) on '
+                       f'{self.events_topic} lost before they reached the node',
+                       sequence - last - 1)
+        self.last_sequence[key] = sequence
+
+    def _handle_message(self, data: bytes, received: float) -> None:
+        decoded, events = self.decode(data)
         self.stats['messages'] += 1
         self.stats['events'] += len(events)
+        size = self._sensor_size(decoded.width, decoded.height)
+        if size is None:
+            return
         if not self.frame_id and decoded.frame_id:
             self.frame_id = decoded.frame_id
-        self._ensure_runner(decoded.width, decoded.height)
-        for task in self.runner.tasks(events):
+        screened = screen_events(events, *size,
+                                 round(self.params['event_time_outlier_s'] * 1e6))
+        if screened.out_of_sensor:
+            self._warn('events_out_of_sensor', f'dropped {screened.out_of_sensor} event(s) '
+                       f'outside the {size[0]}x{size[1]} sensor', screened.out_of_sensor)
+        if screened.time_outliers:
+            self._warn('events_time_outliers', f'dropped {screened.time_outliers} event(s) more '
+                       f'than {self.params["event_time_outlier_s"]} s from the median time of '
+                       'their message', screened.time_outliers)
+        self._ensure_runner(*size)
+        for task in self.runner.tasks(screened.events):
+            if task.bin.gap_before:
+                self.resume_us = task.bin.start_us
+            if task.history is not None and int(task.history['t'][0]) < self.resume_us:
+                # the ANN would see events from before the gap: wait for a fresh history
+                self.stats['windows_skipped_after_gap'] += 1
+                task = BinTask(task.bin)
             future = None
             if task.history is not None:
                 future = self.ann_pool.submit(self.runner.estimator.initialise, task.history)
             with self.lock:
                 self.queue.append((task, future, received))
+                self.queued_events += len(task.bin.events)
                 self._enforce_queue_bound()
+
+    def _sensor_size(self, width: int, height: int) -> tuple[int, int] | None:
+        """Return the sensor size for a message reporting ``width x height``; None drops it."""
+        topic = self.events_topic
+        configured = (self.params['sensor_width'], self.params['sensor_height'])
+        known = configured if configured != (0, 0) else (
+            None if self.geometry is None else
+            (self.geometry.sensor_width, self.geometry.sensor_height))
+        reported = (width, height)
+        candidate, self.size_candidate = self.size_candidate, None
+        if width == 0 or height == 0:
+            if known is None:
+                self._warn('size_dropped', f'dropped a message on {topic}: it reports a '
+                           f'{width}x{height} sensor and no size is known yet; set '
+                           'sensor_width and sensor_height')
+            return known
+        if max(reported) > MAX_SENSOR_SIZE:
+            self._warn('size_dropped', f'dropped a message on {topic}: implausible sensor size '
+                       f'{width}x{height} (more than {MAX_SENSOR_SIZE} pixels)')
+            return None
+        if known is None or reported == known:
+            return reported
+        if configured != (0, 0):
+            self._warn('size_dropped', f'dropped a message on {topic}: it reports a '
+                       f'{width}x{height} sensor, sensor_width/sensor_height are '
+                       f'{configured[0]}x{configured[1]}')
+            return None
+        count = candidate[1] + 1 if candidate and candidate[0] == reported else 1
+        if count >= SIZE_CONFIRM_MESSAGES:
+            return reported
+        self.size_candidate = (reported, count)
+        self._warn('size_dropped', f'dropped a message on {topic}: it reports a {width}x{height} '
+                   f'sensor, the stream is {known[0]}x{known[1]} (a new size is adopted after '
+                   f'{SIZE_CONFIRM_MESSAGES} messages in a row)')
+        return None
 
     def _ensure_runner(self, width: int, height: int) -> None:
         if self.geometry is not None and (self.geometry.sensor_width, self.geometry.sensor_height
@@ -217,20 +376,34 @@ class HybridPoseNode(Node):
         self.geometry = SensorGeometry.for_sensor(width, height, config.input_width,
                                                   config.input_height)
         model = prepare_for_inference(self.checkpoint.model, self.params['threads'])
+        binner = EventBinner(config.bin_us, history_events=config.ann_events,
+                             reset_threshold_us=config.window_us)
         with self.lock:
-            self.queue.clear()
-            self.runner = StreamingRunner(HybridEstimator(model, self.geometry, self.device))
+            while self.queue:
+                self._drop_oldest_window()
+            self.runner = StreamingRunner(HybridEstimator(model, self.geometry, self.device),
+                                          binner)
+        self.resume_us = np.iinfo(np.int64).min
         self.plane = None
 
     def _enforce_queue_bound(self) -> None:
-        """Drop the oldest whole window while too many bins wait (called with the lock)."""
-        while len(self.queue) > self.params['max_pending_bins']:
-            self.queue.popleft()
-            self.stats['bins_dropped'] += 1
-            while self.queue and self.queue[0][0].history is None:
-                self.queue.popleft()
-                self.stats['bins_dropped'] += 1
-            self.stats['windows_dropped'] += 1
+        """Drop the oldest whole window while too many bins or events wait (with the lock)."""
+        while self.queue and (len(self.queue) > self.params['max_pending_bins']
+                              or self.queued_events > MAX_QUEUED_EVENTS):
+            self._drop_oldest_window()
+
+    def _drop_oldest_window(self) -> None:
+        """Drop the first queued bin and the rest of its window, cancelling their ANN passes."""
+        dropped = 0
+        while self.queue and (dropped == 0 or self.queue[0][0].history is None):
+            task, future, _ = self.queue.popleft()
+            if future is not None:
+                future.cancel()
+            self.queued_events -= len(task.bin.events)
+            dropped += 1
+        self.stats['windows_dropped'] += 1
+        self._warn('bins_dropped', f'the SNN fell behind: dropped {dropped} queued bin(s)',
+                   dropped)
 
     def _on_snn_timer(self) -> None:
         while True:
@@ -238,23 +411,29 @@ class HybridPoseNode(Node):
                 if not self.queue:
                     return
                 task, future, received = self.queue.popleft()
+                self.queued_events -= len(task.bin.events)
                 runner = self.runner
             try:
                 state = future.result() if future is not None else None
                 pose = runner.run_task(task, state)
+                if pose is not None:
+                    self._publish(pose, task)
+                    self.latencies_ms.append((time.monotonic() - received) * 1e3)
             except Exception as error:  # noqa: B902 - a failed step must not stop the node
                 self.stats['step_errors'] += 1
-                self.last_error = f'model step for bin ending {task.bin.end_us} us failed: ' \
-                    f'{error!r}'
+                self.last_error = (f'model step for the bin ending at {task.bin.end_us} us '
+                                   f'failed: {error!r}; the window ends')
                 self.get_logger().error(self.last_error + '\n' + traceback.format_exc(),
-                                        throttle_duration_sec=5.0)
+                                        throttle_duration_sec=LOG_THROTTLE_S)
                 runner.estimator.end_window()
-                continue
-            if pose is not None:
-                self._publish(pose, task)
-                self.latencies_ms.append((time.monotonic() - received) * 1e3)
 
     def _publish(self, pose, task: BinTask) -> None:
+        nonfinite = int(np.count_nonzero(~(np.isfinite(pose.xy).all(axis=-1)
+                                           & np.isfinite(pose.confidence))))
+        if nonfinite:
+            self.stats['nonfinite_poses'] += 1
+            self._warn('nonfinite_joints', f'the model gave {nonfinite} non-finite joint(s) for '
+                       f'the bin ending at {pose.end_us} us; published as missing', nonfinite)
         header = Header(stamp=stamp_from_us(pose.end_us), frame_id=self.frame_id)
         min_conf = self.params['min_confidence']
         self.pose_pub.publish(pose_array(header, pose.xy, pose.confidence, min_conf))
@@ -282,11 +461,15 @@ class HybridPoseNode(Node):
 
     def diagnostics_values(self) -> dict[str, str]:
         """Return counters, rates and model activity as strings (for /diagnostics)."""
-        elapsed = max(time.monotonic() - self.started, 1e-9)
+        now = time.monotonic()
+        elapsed = max(now - self.started, 1e-9)
         values = {k: str(v) for k, v in self.stats.items()}
         values['device'] = str(self.device)
         values['pose_rate_hz'] = f'{self.stats["poses"] / elapsed:.1f}'
         values['event_rate_mev_s'] = f'{self.stats["events"] / elapsed / 1e6:.3f}'
+        values['seconds_since_input'] = ('' if self.last_input is None
+                                         else f'{now - self.last_input:.1f}')
+        values['queued_bins'] = str(len(self.queue))
         if self.latencies_ms:
             lat = np.array(self.latencies_ms)
             values['latency_p50_ms'] = f'{np.percentile(lat, 50):.2f}'
@@ -301,19 +484,32 @@ class HybridPoseNode(Node):
         values['last_error'] = self.last_error
         return values
 
-    def _publish_diagnostics(self) -> None:
+    def diagnostics_status(self) -> DiagnosticStatus:
+        """Summarise the counters: WARN if a drop counter, ERROR if an error counter grew."""
         values = self.diagnostics_values()
-        dropped = sum(int(values.get(k, 0)) for k in (
-            'bins_dropped', 'decode_errors', 'step_errors', 'binner_late_dropped',
-            'binner_overflow_dropped'))
-        level = DiagnosticStatus.WARN if dropped else DiagnosticStatus.OK
-        status = DiagnosticStatus(
+        increments = {}
+        for key in DROP_COUNTERS + ERROR_COUNTERS:
+            count = int(values.get(key, 0))
+            if count > self.reported.get(key, 0):
+                increments[key] = count - self.reported.get(key, 0)
+            self.reported[key] = count
+        errors = [f'{k} +{v}' for k, v in increments.items() if k in ERROR_COUNTERS]
+        drops = [f'{k} +{v}' for k, v in increments.items() if k in DROP_COUNTERS]
+        parts = ([f'errors: {", ".join(errors)}'] if errors else []) + (
+            [f'dropping input: {", ".join(drops)}'] if drops else [])
+        idle = self.last_input is not None and time.monotonic() - self.last_input > IDLE_AFTER_S
+        if idle:
+            parts.append(f'no input for {values["seconds_since_input"]} s')
+        level = (DiagnosticStatus.ERROR if errors else
+                 DiagnosticStatus.WARN if drops else DiagnosticStatus.OK)
+        return DiagnosticStatus(
             level=level, name=f'{self.get_fully_qualified_name()}: hybrid pose',
-            hardware_id=str(self.device),
-            message='dropping input' if dropped else 'ok',
+            hardware_id=str(self.device), message='; '.join(parts) or 'ok',
             values=[KeyValue(key=k, value=v) for k, v in values.items()])
+
+    def _publish_diagnostics(self) -> None:
         self.diag_pub.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
-                                              status=[status]))
+                                              status=[self.diagnostics_status()]))
 
     def destroy_node(self) -> None:
         """Stop the ANN worker, then destroy the node."""
@@ -321,9 +517,42 @@ class HybridPoseNode(Node):
         super().destroy_node()
 
 
+def log_directory() -> pathlib.Path:
+    """Return the directory rcl writes log files to (``ROS_LOG_DIR``, ``ROS_HOME``, ``~/.ros``)."""
+    if os.environ.get('ROS_LOG_DIR'):
+        return pathlib.Path(os.path.expanduser(os.environ['ROS_LOG_DIR']))
+    if os.environ.get('ROS_HOME'):
+        return pathlib.Path(os.path.expanduser(os.environ['ROS_HOME'])) / 'log'
+    return pathlib.Path.home() / '.ros' / 'log'
+
+
+def log_directory_problem() -> str | None:
+    """Return why rcl could not write its log files, or None if it can."""
+    directory = log_directory()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        return f'cannot create the log directory {directory}: {error.strerror}'
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return f'the log directory {directory} is not writable'
+    return None
+
+
 def main(args: list[str] | None = None) -> None:
     """Run the node until shutdown; configuration errors exit with one message and code 2."""
-    rclpy.init(args=args)
+    args = list(sys.argv if args is None else args)
+    if '--disable-external-lib-logs' not in args:
+        problem = log_directory_problem()
+        if problem:
+            print(f'hybrid_pose_node: warning: {problem}; logging to the console and /rosout '
+                  'only (set ROS_LOG_DIR to a writable directory for log files)', file=sys.stderr)
+            args += ['--ros-args', '--disable-external-lib-logs']
+    try:
+        rclpy.init(args=args)
+    except _rclpy.RCLError as error:
+        print(f'hybrid_pose_node: cannot initialise ROS: {str(error).splitlines()[0]}',
+              file=sys.stderr)
+        sys.exit(2)
     try:
         node = HybridPoseNode()
     except StartupError as error:

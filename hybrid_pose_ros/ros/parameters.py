@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 INPUT_TYPES = ('event_packet', 'dvs')
 RELIABILITIES = ('best_effort', 'reliable')
+MAX_SENSOR_SIZE = 8192
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,10 @@ def _one_of(options: tuple[str, ...]) -> Callable[[Any], str | None]:
 
 def _at_least(minimum: float) -> Callable[[Any], str | None]:
     return lambda v: None if v >= minimum else f'must be >= {minimum}'
+
+
+def _at_most(maximum: float, check: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
+    return lambda v: check(v) or (None if v <= maximum else f'must be <= {maximum}')
 
 
 def _device(value: str) -> str | None:
@@ -67,6 +72,14 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('qos_reliability', 'best_effort', 'Reliability of the event subscription; '
                   'best_effort matches both best-effort drivers and reliable bag replay.',
                   _one_of(RELIABILITIES)),
+    ParameterSpec('sensor_width', 0, 'Sensor width in pixels; 0 takes it from the messages. '
+                  'When set (with sensor_height), messages reporting another size are dropped '
+                  'and counted.', _at_most(MAX_SENSOR_SIZE, _at_least(0))),
+    ParameterSpec('sensor_height', 0, 'Sensor height in pixels; 0 takes it from the messages.',
+                  _at_most(MAX_SENSOR_SIZE, _at_least(0))),
+    ParameterSpec('event_time_outlier_s', 1.0, 'Events more than this many seconds from the '
+                  'median time of their message are dropped and counted (one wild timestamp '
+                  'must not reset or stall the stream); 0 disables the check.', _at_least(0.0)),
     ParameterSpec('bin_us', 0, 'SNN bin length in microseconds of event time; 0 takes the '
                   "checkpoint's value (10000 = 100 Hz).", _at_least(0)),
     ParameterSpec('max_pending_bins', 50, 'Completed bins allowed to wait for the SNN; beyond '

@@ -1,0 +1,251 @@
+# Copyright 2026 hybrid_pose_ros maintainers. MIT License.
+"""
+Reliability of the node's input path, in process: the node's own callbacks on crafted bytes.
+
+The node is created in this process and its callbacks are called directly (no executor), so
+every counter and reason can be checked exactly; test_reliability_node.py runs the same cases
+over DDS with the node in its own process.
+"""
+from helpers.streams import moving_blob_events, small_checkpoint, split_messages
+from hybrid_pose_ros.events.binning import MAX_STAMP_US, screen_events
+from hybrid_pose_ros.events.event_array import EVENT_DTYPE, make_events
+from hybrid_pose_ros.ros.codecs import (
+    encode_event_array, encode_event_packet, encode_mono_events)
+from hypothesis import given, settings, strategies as st
+import numpy as np
+import pytest
+
+SETTINGS = settings(max_examples=200, deadline=None, derandomize=True)
+
+
+def packet(events, width=346, height=260, encoding='mono', seq=0):
+    """Serialise events as a mono EventPacket relative to their first time."""
+    base = int(events['t'].min()) * 1000 if len(events) else 0
+    return encode_event_packet(base, 'camera', height, width, seq, base, encoding,
+                               encode_mono_events(events, base))
+
+
+def blob(t0_us=1_234_000, duration_us=450_000, seed=3):
+    return moving_blob_events(duration_us=duration_us, t0_us=t0_us, seed=seed)
+
+
+# --- screen_events ---------------------------------------------------------------------------
+
+def test_screen_drops_events_outside_the_sensor_and_wild_times():
+    t = [1_000_000, 1_000_100, 1_000_200, 1_000_300, 4_500_000, 1_000_400, -5]
+    x = [0, 345, 346, 10, 10, 10, 10]
+    y = [0, 259, 0, 260, 0, 0, 0]
+    screened = screen_events(make_events(t, x, y, [1] * 7), 346, 260, 1_000_000)
+    assert (screened.out_of_sensor, screened.time_outliers) == (2, 2)
+    assert screened.events['t'].tolist() == [1_000_000, 1_000_100, 1_000_400]
+
+
+def test_screen_keeps_a_message_that_agrees_however_far_it_jumps():
+    events = make_events([9_000_000_000, 9_000_000_005], [1, 2], [1, 2], [0, 1])
+    screened = screen_events(events, 346, 260, 1_000_000)
+    assert screened.events is events and screened.time_outliers == 0
+
+
+def test_screen_drops_times_no_stamp_can_hold_even_without_outlier_check():
+    events = make_events([MAX_STAMP_US - 1, MAX_STAMP_US, -1], [0] * 3, [0] * 3, [0] * 3)
+    screened = screen_events(events, 346, 260, 0)
+    assert screened.events['t'].tolist() == [MAX_STAMP_US - 1]
+    assert screened.time_outliers == 2
+
+
+_events = st.lists(st.tuples(st.integers(-2**40, 2**55), st.integers(0, 400),
+                             st.integers(0, 300), st.integers(0, 1)), max_size=30).map(
+    lambda rows: make_events(*(np.array(c, dtype=np.int64) for c in zip(*rows)))
+    if rows else np.empty(0, dtype=EVENT_DTYPE))
+
+
+@SETTINGS
+@given(_events, st.integers(0, 5_000_000))
+def test_screen_accounts_for_every_event(events, outlier_us):
+    screened = screen_events(events, 346, 260, outlier_us)
+    kept = screened.events
+    assert len(kept) + screened.out_of_sensor + screened.time_outliers == len(events)
+    assert ((kept['x'] < 346) & (kept['y'] < 260)).all()
+    assert ((kept['t'] >= 0) & (kept['t'] < MAX_STAMP_US)).all()
+    if outlier_us and len(kept):
+        assert int(kept['t'].max()) - int(kept['t'].min()) <= 2 * outlier_us
+
+
+# --- the node, in process --------------------------------------------------------------------
+
+@pytest.fixture
+def make_node(tmp_path, rclpy_context):
+    """Create nodes in this process from a small checkpoint (2000 ANN events)."""
+    node_module = pytest.importorskip('hybrid_pose_ros.ros.node')
+    from rclpy.parameter import Parameter
+    checkpoint = tmp_path / 'model.pt'
+    small_checkpoint(checkpoint, ann_events=2000)
+    nodes = []
+
+    def make(**params):
+        params = {'checkpoint': str(checkpoint), 'threads': 1, 'events_topic': '/unit/events',
+                  **params}
+        node = node_module.HybridPoseNode(
+            context=rclpy_context,
+            parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+        nodes.append(node)
+        return node
+
+    yield make
+    for node in nodes:
+        node.destroy_node()
+
+
+def feed(node, messages):
+    """Hand raw messages to the node's subscription callback, then run the SNN timer."""
+    for data in messages:
+        node._on_events(data, {})
+    node._on_snn_timer()
+
+
+def test_each_malformed_message_is_dropped_with_its_reason(make_node):
+    node = make_node()
+    events = blob(duration_us=20_000)
+    good = packet(events)
+    payload_start = len(good) - 8 * len(events)
+    long_sequence = bytearray(good)
+    long_sequence[payload_start - 4:payload_start] = (10**6).to_bytes(4, 'little')
+    cases = [
+        (b'', 'event_camera_msgs/EventPacket: 0 bytes, too short for the CDR encapsulation '
+              'header'),
+        (good[:40], 'event_camera_msgs/EventPacket: truncated at '),
+        (good[:len(good) // 2], f'events length {8 * len(events)} needs at least {8 * len(events)} bytes, only'),
+        (b'\xff\xff' + good[2:], 'is not CDR little-endian'),
+        (bytes(long_sequence), 'events length 1000000 needs at least 1000000 bytes'),
+        (packet(events, encoding='evt3'),
+         "unsupported EventPacket encoding 'evt3'; supported: mono"),
+        (good + bytes(64), 'unexpected bytes after the message'),
+    ]
+    for count, (data, reason) in enumerate(cases, start=1):
+        node._on_events(data, {})
+        assert node.stats['decode_errors'] == count
+        assert node.last_error.startswith('dropped a message on /unit/events: ')
+        assert reason in node.last_error, (reason, node.last_error)
+    assert node.stats['messages'] == 0 and node.runner is None
+    node._on_events(good, {})
+    empty = packet(np.empty(0, dtype=EVENT_DTYPE))
+    node._on_events(empty, {})
+    assert node.stats['messages'] == 2 and node.stats['decode_errors'] == len(cases)
+    status = node.diagnostics_status()
+    assert status.level == status.WARN
+    assert status.message == f'dropping input: decode_errors +{len(cases)}'
+    assert node.diagnostics_status().message == 'ok'
+
+
+def test_implausible_events_are_dropped_one_by_one(make_node):
+    events = blob(duration_us=40_000)
+    wild = events.copy()
+    wild['t'][100] += 3_000_000                       # one timestamp 3 s in the future
+    wild['x'][200] = 346                              # one event outside the sensor
+    wild[[300, 301]] = wild[[301, 300]]               # out of order inside the message
+    node = make_node(input_type='dvs')
+    node._on_events(encode_event_array(0, 'cam', 260, 346, wild), {})
+    assert node.stats['events_time_outliers'] == 1
+    assert node.stats['events_out_of_sensor'] == 1
+    assert node.last_error == ('dropped 1 event(s) more than 1.0 s from the median time of '
+                               'their message')
+    binner = node.runner.binner
+    # the wild time moved neither the grid nor anything else
+    assert binner.open_bin_start == (int(events['t'][-1]) // 10_000) * 10_000
+    assert binner.counters.events_in == len(events) - 2
+    node._on_events(encode_event_array(0, 'cam', 260, 346, blob(
+        t0_us=int(events['t'][-1]) + 1, duration_us=20_000)), {})
+    assert binner.counters.resets == 0 and binner.counters.late_dropped == 0
+    assert binner.counters.gaps == 0
+
+
+def test_sensor_size_from_messages_changes_only_when_confirmed(make_node):
+    node_module = pytest.importorskip('hybrid_pose_ros.ros.node')
+    node = make_node()
+    confirm = node_module.SIZE_CONFIRM_MESSAGES
+    node._on_events(packet(blob(duration_us=10_000), width=0, height=0), {})
+    assert node.stats['size_dropped'] == 1 and 'no size is known yet' in node.last_error
+    start = 1_300_000
+    node._on_events(packet(blob(t0_us=start, duration_us=10_000)), {})
+    assert (node.geometry.sensor_width, node.geometry.sensor_height) == (346, 260)
+    # one corrupt header is dropped, not a restart; a zero size uses the known one
+    node._on_events(packet(blob(t0_us=start + 10_000, duration_us=10_000), 640, 480), {})
+    assert node.stats['size_dropped'] == 2 and node.stats['sensor_changes'] == 0
+    assert 'it reports a 640x480 sensor, the stream is 346x260' in node.last_error
+    node._on_events(packet(blob(t0_us=start + 20_000, duration_us=10_000), 0, 0), {})
+    node._on_events(packet(blob(t0_us=start + 30_000, duration_us=10_000), 40_000, 260), {})
+    assert 'implausible sensor size 40000x260' in node.last_error
+    assert node.stats['size_dropped'] == 3 and node.stats['messages'] == 5
+    # a real change (camera restarted at another resolution) is adopted once confirmed
+    for k in range(confirm):
+        node._on_events(packet(blob(t0_us=start + 40_000 + 10_000 * k, duration_us=10_000),
+                               640, 480), {})
+    assert node.stats['size_dropped'] == 3 + confirm - 1
+    assert node.stats['sensor_changes'] == 1
+    assert (node.geometry.sensor_width, node.geometry.sensor_height) == (640, 480)
+
+
+def test_configured_sensor_size_wins(make_node):
+    node = make_node(sensor_width=346, sensor_height=260)
+    node._on_events(packet(blob(duration_us=10_000), 0, 0), {})
+    assert node.stats['size_dropped'] == 0 and node.geometry.sensor_width == 346
+    for _ in range(12):
+        node._on_events(packet(blob(t0_us=1_250_000, duration_us=10_000), 640, 480), {})
+    assert node.stats['size_dropped'] == 12 and node.stats['sensor_changes'] == 0
+    assert node.last_error.endswith(
+        'it reports a 640x480 sensor, sensor_width/sensor_height are 346x260')
+
+
+def test_queue_bound_drops_whole_windows_and_cancels_their_ann(make_node):
+    node = make_node(max_pending_bins=3)
+    feed_all = [packet(m) for m in split_messages(blob(), 450_000)]
+    for data in feed_all:
+        node._on_events(data, {})
+    assert len(node.queue) <= 3
+    emitted = node.runner.binner.counters.bins_emitted
+    assert node.stats['bins_dropped'] == emitted - len(node.queue)
+    assert node.stats['windows_dropped'] >= 1
+    assert node.queued_events == sum(len(t.bin.events) for t, _, _ in node.queue)
+    status = node.diagnostics_status()
+    assert status.level == status.WARN
+    assert f'bins_dropped +{node.stats["bins_dropped"]}' in status.message
+    node._on_snn_timer()
+    assert node.stats['step_errors'] == 0 and not node.queue
+
+
+def test_after_a_gap_the_ann_history_is_fresh(make_node):
+    node = make_node()
+    first = blob(duration_us=300_000)
+    # 3.2 s later; only 20 ms of events before the 5.3 s window start: too few for the ANN
+    second = blob(t0_us=5_280_000, duration_us=300_000, seed=4)
+    feed(node, [packet(m) for m in split_messages(first, 10_000)])
+    windows_before = node.runner.counters.windows
+    feed(node, [packet(m) for m in split_messages(second, 10_000)])
+    assert node.runner.binner.counters.gaps == 1
+    assert node.stats['windows_skipped_after_gap'] == 1
+    # 1.6 s among the empty bins before the gap (as offline on both streams), then 5.4 and
+    # 5.5 s as offline on the second stream alone; not 5.3 s, whose ANN history is mostly old
+    assert node.runner.counters.windows - windows_before == 3
+
+
+def test_a_failing_step_is_counted_and_the_next_window_runs(make_node, monkeypatch):
+    from hybrid_pose_ros.model.hybrid import HybridPoseNet
+    node = make_node()
+    original = HybridPoseNet.step
+    calls = []
+
+    def failing(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError('boom')
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(HybridPoseNet, 'step', failing)
+    feed(node, [packet(m) for m in split_messages(blob(), 10_000)])
+    assert node.stats['step_errors'] == 1
+    assert "failed: RuntimeError('boom'); the window ends" in node.last_error
+    # window 1: step 1 published, 2 failed, 3..10 outside a window; later windows complete
+    assert node.runner.counters.bins_outside_window == 8
+    assert node.stats['poses'] == node.runner.counters.steps - 1
+    status = node.diagnostics_status()
+    assert status.level == status.ERROR and status.message == 'errors: step_errors +1'
