@@ -25,8 +25,7 @@ def _bag_replay(context):
     if not os.path.exists(bag):
         raise FileNotFoundError(f'bag {bag!r} does not exist (launch argument bag:=...)')
     return [ExecuteProcess(
-        cmd=['ros2', 'bag', 'play', bag, '--clock', '200', '--loop',
-             '--remap', '/events:=' + LaunchConfiguration('events_topic').perform(context)],
+        cmd=['ros2', 'bag', 'play', bag, '--clock', '200', '--loop'],
         output='screen')]
 
 
@@ -41,8 +40,9 @@ def generate_launch_description() -> LaunchDescription:
                               description='Model checkpoint; empty uses the bundled weights.'),
         DeclareLaunchArgument('device', default_value='cpu',
                               description="Torch device: 'cpu', 'cuda' or 'cuda:N'."),
-        DeclareLaunchArgument('events_topic', default_value='/events',
-                              description='Event topic to subscribe to.'),
+        DeclareLaunchArgument('events_topic', default_value='/cam3/events',
+                              description='Event topic to subscribe to (default: the sample '
+                              "bag's camera 3)."),
         DeclareLaunchArgument('input_type', default_value='dvs',
                               description='event_packet or dvs (dvs_msgs/EventArray).'),
         DeclareLaunchArgument('namespace', default_value='hybrid_pose',

@@ -71,7 +71,10 @@ def test_defaults_run_one_2d_node_per_camera_and_the_3d_node(monkeypatch, share)
     assert params['pose_topics'] == ['/cam3/hybrid_pose_node/pose',
                                      '/cam2/hybrid_pose_node/pose']
     assert params['frame_ids'] == ['cam3_optical_frame', 'cam2_optical_frame']
-    assert rviz['executable'] == 'rviz2' and 'world' in rviz['arguments'][-1]
+    assert rviz['executable'] == 'rviz2'
+    with open(rviz['arguments'][-1]) as f:
+        assert yaml.safe_load(f)['Visualization Manager']['Global Options'][
+            'Fixed Frame'] == 'world'
     assert params['calibration_files'] == [str(bag / 'cameras.yaml')] * 2
     assert set(load_calibration(params['calibration_files'][0])) >= {'cam3', 'cam2'}
     (play,) = processes
