@@ -180,7 +180,8 @@ def test_train_resume_evaluate_end_to_end(toy_data, tmp_path):
     sets = [f'data=[{toy_data}]', f'out_dir={out}', f'cache_dir={tmp_path / "cache"}',
             'model={input_height: 32, input_width: 32, ann_events: 500}', 'device=cpu',
             'cameras=[3]', 'progress=false', 'tensorboard=false', 'augment_flip=true',
-            'val_max_windows=8', 'ann.lr=1e-3', 'ann.batch_size=16', 'ann.max_batches=4',
+            'val_max_windows=8', 'num_threads=1', 'ann.lr=1e-3', 'ann.batch_size=8',
+            'ann.max_batches=3',
             'hybrid.lr=1e-3', 'hybrid.batch_size=4', 'pure_snn.lr=1e-3',
             'pure_snn.batch_size=4', 'ann.epochs=3', 'hybrid.epochs=3', 'pure_snn.epochs=2']
     train(load_config('config/train_cpu.yaml', sets), log=lambda _: None)

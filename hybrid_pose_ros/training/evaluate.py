@@ -33,7 +33,7 @@ from hybrid_pose_ros.model.ann import AnnUNet
 from hybrid_pose_ros.model.config import ModelConfig
 from hybrid_pose_ros.model.decode import decode_heatmaps
 from hybrid_pose_ros.model.energy import (account_step, ENERGY_CONSTANTS, energy_report,
-                                          mean_accounting, snn_step_energy)
+                                          mean_accounting, snn_step_energy, StepAccounting)
 from hybrid_pose_ros.model.hybrid import HybridPoseNet, PureSNN
 from hybrid_pose_ros.model.macs import ann_macs, initializer_macs
 from hybrid_pose_ros.training.dataset import DeviceData, WindowDataset
@@ -195,6 +195,13 @@ def errors_3d(dataset: WindowDataset, index: np.ndarray, xy_model: np.ndarray,
     return np.stack(rows) if rows else None
 
 
+def _account(config: ModelConfig, frames: torch.Tensor, activity: list) -> StepAccounting:
+    """Return the mean accounting of a window's steps (counted on the CPU)."""
+    return mean_accounting([
+        account_step(config, frames[:, t], {k: v.cpu() for k, v in step.spikes.items()})
+        for t, step in enumerate(activity)])
+
+
 @torch.inference_mode()
 def energy_summary(config: ModelConfig, hybrid: HybridPoseNet | None, pure: PureSNN | None,
                    data: DeviceData, index: np.ndarray) -> dict[str, Any]:
@@ -209,16 +216,13 @@ def energy_summary(config: ModelConfig, hybrid: HybridPoseNet | None, pure: Pure
     batch = data.window_batch(torch.from_numpy(np.asarray(index)), with_next=False)
     steps = config.steps_per_window
     accounted = {}
+    frames = batch['frames'].cpu()
     if hybrid is not None:
         out = hybrid.forward_window(batch['ann'], batch['frames'], keep_activity=True)
-        accounted['hybrid'] = mean_accounting([
-            account_step(config, batch['frames'][:, t], out['activity'][t].spikes)
-            for t in range(steps)])
+        accounted['hybrid'] = _account(config, frames, out['activity'])
     if pure is not None:
         out = pure.forward_window(batch['frames'], keep_activity=True)
-        accounted['pure_snn'] = mean_accounting([
-            account_step(config, batch['frames'][:, t], out['activity'][t].spikes)
-            for t in range(steps)])
+        accounted['pure_snn'] = _account(config, frames, out['activity'])
     summary: dict[str, Any] = {'windows_sampled': int(len(index)), 'per_window_mj': {}}
     for constants in ENERGY_CONSTANTS:
         e_mac = constants.e_mac_pj * 1e-12

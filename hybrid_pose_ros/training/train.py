@@ -294,6 +294,7 @@ class Trainer:
         self.model_config = model_config(config)
         self.out_dir = config['out_dir']
         self.progress = bool(config['progress']) and self.runtime.main
+        self._threads = torch.get_num_threads()
         if config.get('num_threads'):
             torch.set_num_threads(int(config['num_threads']))
         self.sigma = target_sigma(self.model_config.input_width)
@@ -488,7 +489,7 @@ class Trainer:
         deadline = (time.time() + 60.0 * float(max_minutes)) if max_minutes else math.inf
         max_batches = settings.get('max_batches')
         self.log(f'{stage}: {len(index)} samples, batch {batch_size} x {self.runtime.world_size} '
-                 f'GPU(s), lr {settings["lr"]}, epochs {state["epoch"]}..{epochs}')
+                 f'rank(s), lr {settings["lr"]}, epochs {state["epoch"]}..{epochs}')
         stage_start = time.time() - float(state['elapsed_s'])
         for epoch in range(int(state['epoch']), epochs):
             sampler.set_epoch(epoch)
@@ -578,8 +579,9 @@ class Trainer:
         return results
 
     def close(self) -> None:
-        """Release the process group."""
+        """Release the process group and restore torch's thread count."""
         self.runtime.close()
+        torch.set_num_threads(self._threads)
 
 
 def train(config: dict[str, Any], resume: bool = False,
