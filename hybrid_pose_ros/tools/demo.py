@@ -52,13 +52,16 @@ NODE_TOPICS = {  # recorded topic: (message type, rclpy module)
     '/diagnostics': ('diagnostic_msgs/msg/DiagnosticArray', 'diagnostic_msgs.msg'),
 }
 POSE_TOPIC = f'{NAMESPACE}/hybrid_pose_node/pose'
-DROP_KEYS = ('bins_dropped', 'windows_dropped', 'decode_errors', 'step_errors',
-             'binner_late_dropped', 'binner_overflow_dropped', 'binner_reset_dropped',
-             'stream_windows_broken', 'stream_bins_outside_window')
+DROP_KEYS = ('bins_dropped', 'windows_dropped', 'messages_lost', 'decode_errors',
+             'size_dropped', 'events_out_of_sensor', 'events_time_outliers', 'step_errors',
+             'message_errors', 'binner_late_dropped', 'binner_overflow_dropped',
+             'binner_reset_dropped', 'stream_windows_broken')
+"""Counters of the node's ``/diagnostics`` reported under ``drops`` in the summary."""
 PARITY_TOLERANCE_PX = 1e-3
 MPJPE_FACTOR = 1.5
 MPJPE_MARGIN_PX = 2.0
 ENERGY_WINDOWS = 4
+METADATA_KEYS = ('stage', 'epochs', 'iterations', 'val_mpjpe_px', 'git_commit', 'purpose')
 GIF_FRAME_MS = 20
 UNTRAINED = 'UNTRAINED (seeded random init): poses are not meaningful'
 GT_COLOR = (60, 255, 60)
@@ -151,9 +154,9 @@ def write_slice(messages: list[tuple[int, bytes]], folder: pathlib.Path) -> None
 
 
 def resolve_checkpoint(requested: str | None,
-                       out: pathlib.Path) -> tuple[str, bool, ModelConfig]:
+                       out: pathlib.Path) -> tuple[str, dict[str, Any], ModelConfig]:
     """
-    Return the checkpoint path, whether it is trained and its config.
+    Return the checkpoint path, its metadata and its config.
 
     Without ``requested`` and bundled weights an untrained checkpoint is written into ``out``.
     """
@@ -166,7 +169,7 @@ def resolve_checkpoint(requested: str | None,
             requested = str(out / 'untrained_cpu.pt')
             _untrained_checkpoint(requested)
     loaded = load_checkpoint(requested)
-    return requested, bool(loaded.metadata.get('trained', True)), loaded.config
+    return requested, loaded.metadata, loaded.config
 
 
 def _untrained_checkpoint(path: str) -> None:
@@ -569,7 +572,8 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(out / 'outputs_bag', ignore_errors=True)
     (out / 'summary.json').unlink(missing_ok=True)
-    checkpoint, trained, config = resolve_checkpoint(args.checkpoint, out)
+    checkpoint, metadata, config = resolve_checkpoint(args.checkpoint, out)
+    trained = bool(metadata.get('trained', True))
     if not trained:
         log(f'no trained weights ({checkpoint}): {UNTRAINED}')
     bag = pathlib.Path(args.bag) if args.bag else sample_bag()
@@ -607,8 +611,9 @@ def main(argv: list[str] | None = None) -> None:
     plot_latency(out / 'latency_event_rate.png', data, schedule, arrivals, latency_ms, diag)
     gif_frames = write_gif(out / 'demo.gif', data, stamps, xy, config, trained)
     summary = {
-        'weights': {'checkpoint': checkpoint, 'trained': trained,
-                    'note': 'trained weights' if trained else UNTRAINED},
+        'weights': {'checkpoint': checkpoint, 'trained': trained, 'preset': config.preset,
+                    'note': 'trained weights' if trained else UNTRAINED,
+                    'metadata': {k: metadata[k] for k in METADATA_KEYS if k in metadata}},
         'bag': {'path': str(bag), 'duration_s': args.duration or span_us / 1e6,
                 'event_messages': len(data.messages), 'events': int(len(data.events)),
                 'replay_wall_s': round(recording.replay_wall_s, 2)},
@@ -668,7 +673,7 @@ def _print_summary(summary: dict[str, Any], out: pathlib.Path) -> None:
         f'{summary["node_vs_offline"]["max_abs_diff_px"]:.2g} px')
     log(f'SNN {fmt(rates["snn_achieved"], 1)} Hz, ANN {fmt(rates["ann_achieved"], 1)} Hz, '
         f'latency p50/p99 {fmt(latency["node_p50"])}/{fmt(latency["node_p99"])} ms, '
-        f'drops {sum(summary["drops"].values())}')
+        f'bins dropped {summary["drops"].get("bins_dropped", 0)}')
     if energy:
         log(f'energy {energy["hybrid_mj_per_s"]:.3f} mJ/s hybrid vs '
             f'{energy["ann_only_mj_per_s"]:.3f} mJ/s ANN-only (paper_simplified, cvprw)')
