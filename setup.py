@@ -44,6 +44,8 @@ setup(
             'hybrid_pose_convert = hybrid_pose_ros.ros.convert:main',
             'hybrid_pose_generate_data = hybrid_pose_ros.tools.generate_data:main',
             'hybrid_pose_fetch_mocap = hybrid_pose_ros.tools.fetch_mocap:main',
+            'hybrid_pose_train = hybrid_pose_ros.tools.train:main',
+            'hybrid_pose_evaluate = hybrid_pose_ros.tools.evaluate:main',
             'hybrid_pose_demo = hybrid_pose_ros.tools.demo:main',
         ],
     },

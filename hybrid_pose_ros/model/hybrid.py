@@ -128,8 +128,19 @@ def _run_steps(step, state: WindowState, frames: torch.Tensor,
     return result
 
 
+DELTA_HEAD_INIT_SCALE = 1.0 / 2500.0
+"""Shrink of the delta head at initialisation (the official ``init_weights_div_last_layer``)."""
+
+
 class HybridPoseNet(nn.Module):
-    """ANN + state initialisers + spiking UNet with the delta-accumulator output."""
+    """
+    ANN + state initialisers + spiking UNet with the delta-accumulator output.
+
+    The SNN's delta head starts with its Xavier weights divided by 2500, the factor the official
+    code applies to its last 32->13 conv: the initial deltas are then negligible, so an untrained
+    SNN leaves the decaying ANN heatmap (and its argmax) in place and training starts from the
+    "ANN held for the window" prediction instead of from noise.
+    """
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -137,6 +148,8 @@ class HybridPoseNet(nn.Module):
         self.ann = AnnUNet(config)
         self.initializers = StateInitializers(config)
         self.snn = SpikingUNet(config, tau=config.tau, head_batchnorm=False)
+        with torch.no_grad():
+            self.snn.head.weight.mul_(DELTA_HEAD_INIT_SCALE)
 
     def freeze_ann(self) -> None:
         """Stop gradients into the ANN (stage-2 training trains the SNN and initialisers)."""
