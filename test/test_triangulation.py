@@ -2,7 +2,8 @@
 """Weighted DLT triangulation: exact recovery, weights, unusable views, DHP19 conventions."""
 from hybrid_pose_ros.data import dhp19
 from hybrid_pose_ros.data.cameras import CAM_TO_P, dhp19_rig
-from hybrid_pose_ros.geometry.triangulation import dhp19_sensor_to_p, project, triangulate
+from hybrid_pose_ros.geometry.calibration import from_dhp19
+from hybrid_pose_ros.geometry.triangulation import project, triangulate
 import numpy as np
 import pytest
 
@@ -34,8 +35,9 @@ def test_dhp19_rig_with_p_convention():
     matrices = np.stack([rig[cam].dhp19_matrix() for cam in (3, 2)])
     points_mm = np.array([[0.0, 0.0, 900.0], [250.0, -100.0, 1600.0], [-300, 50, 100]])
     uv_top = np.stack([rig[cam].project(points_mm / 1000.0)[0] for cam in (3, 2)], axis=-2)
-    recovered = triangulate(matrices, dhp19_sensor_to_p(uv_top))
-    assert np.abs(recovered - points_mm).max() < 1e-6
+    internal = np.stack([from_dhp19(m) for m in matrices])   # metres, pixel centres
+    recovered = triangulate(internal, uv_top - 0.5)
+    assert np.abs(recovered * 1000.0 - points_mm).max() < 1e-6
     # the same convention as the labels: P matrices of the h5 cameras via CAM_TO_P
     assert CAM_TO_P[3] == 2 and CAM_TO_P[2] == 3
     crop = dhp19.project_to_crop(matrices[0], points_mm.T[None])[0]

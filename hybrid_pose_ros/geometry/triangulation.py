@@ -4,18 +4,10 @@ Weighted linear (DLT) triangulation of points seen by several calibrated cameras
 Each camera ``i`` has a 3x4 projection matrix ``P_i`` and observes ``(u, v)`` with
 ``[u w, v w, w] = P_i [X, Y, Z, 1]``. Every view adds the two rows ``u P_i3 - P_i1`` and
 ``v P_i3 - P_i2``, scaled by the view's weight (e.g. the heatmap confidence); the point is the
-right singular vector of the smallest singular value. DHP19's P matrices have their image origin
-at the bottom: a sensor row ``y`` is ``v = 260 - y`` (:func:`dhp19_sensor_to_p`).
+right singular vector of the smallest singular value. Conventions of real cameras and DHP19's
+P matrices are converted once, in :mod:`hybrid_pose_ros.geometry.calibration`.
 """
 import numpy as np
-
-DHP19_SENSOR_HEIGHT = 260
-
-
-def dhp19_sensor_to_p(xy: np.ndarray) -> np.ndarray:
-    """Map sensor pixels ``[..., (x, y)]`` (top origin) to DHP19 P coordinates ``(u, 260 - y)``."""
-    xy = np.asarray(xy, dtype=np.float64)
-    return np.stack([xy[..., 0], DHP19_SENSOR_HEIGHT - xy[..., 1]], axis=-1)
 
 
 def triangulate(projections: np.ndarray, uv: np.ndarray,

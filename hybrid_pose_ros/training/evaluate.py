@@ -28,7 +28,7 @@ import os
 from typing import Any, Callable, Sequence
 
 from hybrid_pose_ros.data import dhp19
-from hybrid_pose_ros.geometry.triangulation import dhp19_sensor_to_p, triangulate
+from hybrid_pose_ros.geometry.calibration import CameraCalibration, from_dhp19, triangulate_joints
 from hybrid_pose_ros.model.ann import AnnUNet
 from hybrid_pose_ros.model.config import ModelConfig
 from hybrid_pose_ros.model.decode import decode_heatmaps
@@ -145,15 +145,17 @@ def window_errors(dataset: WindowDataset, index: np.ndarray, xy_model: np.ndarra
     return np.where(dataset.arrays['step_valid'][index], errors, np.nan)
 
 
-def _projection_matrices(dataset: WindowDataset) -> dict[tuple[str, int], np.ndarray]:
-    matrices = {}
+def _calibrations(dataset: WindowDataset) -> dict[tuple[str, int], CameraCalibration]:
+    """Return the cameras with P matrices, in the node's convention (metres, pixel centres)."""
+    cameras = {}
     for source in dataset.sources:
         try:
-            matrices[(source.folder, source.camera)] = dhp19.load_projection_matrix(
-                source.folder, source.camera)
+            matrix = dhp19.load_projection_matrix(source.folder, source.camera)
         except (OSError, KeyError):
             continue
-    return matrices
+        cameras[(source.folder, source.camera)] = CameraCalibration(
+            f'cam{source.camera}', from_dhp19(matrix), f'cam{source.camera}_optical_frame')
+    return cameras
 
 
 def triangulation_groups(dataset: WindowDataset, index: np.ndarray) -> list[np.ndarray]:
@@ -174,24 +176,25 @@ def errors_3d(dataset: WindowDataset, index: np.ndarray, xy_model: np.ndarray,
     Each group of windows (same recording and start, 2+ cameras with P matrices) is
     triangulated per step and joint, weighted by the confidences.
     """
-    matrices = _projection_matrices(dataset)
+    calibrations = _calibrations(dataset)
     cameras = dataset.window_camera()
     folders = [dataset.sources[k].folder for k in dataset.arrays['window_source']]
     rows = []
     for group in triangulation_groups(dataset, index):
         windows = index[group]
         keys = [(folders[w], int(cameras[w])) for w in windows]
-        usable = np.array([k in matrices for k in keys])
+        usable = np.array([k in calibrations for k in keys])
         if usable.sum() < 2:
             continue
         group = group[usable]
-        projections = np.stack([matrices[k] for k, u in zip(keys, usable) if u])
+        views = [calibrations[k] for k, u in zip(keys, usable) if u]
         sensor = dataset.geometry.model_to_sensor(xy_model[group])
-        uv = np.moveaxis(dhp19_sensor_to_p(sensor), 0, -2)
-        weights = np.moveaxis(np.maximum(confidence[group], MIN_TRIANGULATION_WEIGHT), 0, -1)
-        points = triangulate(projections, uv, weights)
+        weights = np.maximum(confidence[group], MIN_TRIANGULATION_WEIGHT)
+        points_mm = 1000.0 * np.stack([
+            triangulate_joints(views, sensor[:, t], weights[:, t])
+            for t in range(sensor.shape[1])])
         label = np.swapaxes(dataset.arrays['pose3d'][index[group[0]]], -1, -2)
-        rows.append(per_sample_error(points, label))
+        rows.append(per_sample_error(points_mm, label))
     return np.stack(rows) if rows else None
 
 
