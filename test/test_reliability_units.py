@@ -6,9 +6,12 @@ The node is created in this process and its callbacks are called directly (no ex
 every counter and reason can be checked exactly; test_reliability_node.py runs the same cases
 over DDS with the node in its own process.
 """
-from helpers.streams import moving_blob_events, small_checkpoint, split_messages
+from helpers.streams import moving_blob_events, seeded_model, small_checkpoint, split_messages
 from hybrid_pose_ros.events.binning import MAX_STAMP_US, screen_events
 from hybrid_pose_ros.events.event_array import EVENT_DTYPE, make_events
+from hybrid_pose_ros.model.checkpoint import save_checkpoint
+from hybrid_pose_ros.model.config import make_config
+from hybrid_pose_ros.model.hybrid import build_model
 from hybrid_pose_ros.ros.codecs import (
     encode_event_array, encode_event_packet, encode_mono_events)
 from hypothesis import given, settings, strategies as st
@@ -94,6 +97,31 @@ def make_node(tmp_path, rclpy_context):
     yield make
     for node in nodes:
         node.destroy_node()
+
+
+@pytest.mark.parametrize('case, params, message', [
+    ('wrong_shapes', {}, 'parameter shapes differ from the hybrid model built from its config'),
+    ('wrong_kind', {}, "holds a 'pure_snn' model; the node needs a hybrid checkpoint"),
+    ('good', {'bin_us': 5000}, 'parameter bin_us=5000 differs from the 10000 us'),
+    ('good', {'sensor_width': 346}, 'parameters sensor_width=346 and sensor_height=0: set both'),
+    ('good', {'event_time_outlier_s': -1.0}, 'parameter event_time_outlier_s=-1.0: must be >= '),
+    ('good', {'sensor_height': 9000}, 'parameter sensor_height=9000: must be <= 8192'),
+    ('good', {'marker_lifetime': 'long'}, "marker_lifetime='long': must be of type float"),
+])
+def test_startup_problems_raise_one_clear_error(make_node, tmp_path, case, params, message):
+    node_module = pytest.importorskip('hybrid_pose_ros.ros.node')
+    config = make_config('cpu')
+    if case == 'wrong_shapes':
+        params['checkpoint'] = str(tmp_path / 'shapes.pt')
+        save_checkpoint(params['checkpoint'], seeded_model(make_config('cpu', snn_base_width=4)),
+                        config, 'hybrid')
+    elif case == 'wrong_kind':
+        params['checkpoint'] = str(tmp_path / 'kind.pt')
+        save_checkpoint(params['checkpoint'], build_model('pure_snn', config), config,
+                        'pure_snn')
+    with pytest.raises(node_module.StartupError) as error:
+        make_node(**params)
+    assert message in str(error.value) and '\n' not in str(error.value)
 
 
 def feed(node, messages):
@@ -226,6 +254,12 @@ def test_after_a_gap_the_ann_history_is_fresh(make_node):
     # 1.6 s among the empty bins before the gap (as offline on both streams), then 5.4 and
     # 5.5 s as offline on the second stream alone; not 5.3 s, whose ANN history is mostly old
     assert node.runner.counters.windows - windows_before == 3
+    # a jump back (bag loop) resets; its windows are not taken for after the gap
+    windows_before = node.runner.counters.windows
+    feed(node, [packet(m) for m in split_messages(first, 10_000)])
+    assert node.runner.binner.counters.resets == 1
+    assert node.runner.counters.windows - windows_before == 3
+    assert node.stats['windows_skipped_after_gap'] == 1
 
 
 def test_a_failing_step_is_counted_and_the_next_window_runs(make_node, monkeypatch):

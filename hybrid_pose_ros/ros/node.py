@@ -314,7 +314,7 @@ class HybridPoseNode(Node):
                        'their message', screened.time_outliers)
         self._ensure_runner(*size)
         for task in self.runner.tasks(screened.events):
-            if task.bin.gap_before:
+            if task.bin.gap_before or task.bin.reset_before:
                 self.resume_us = task.bin.start_us
             if task.history is not None and int(task.history['t'][0]) < self.resume_us:
                 # the ANN would see events from before the gap: wait for a fresh history
@@ -565,6 +565,9 @@ def main(args: list[str] | None = None) -> None:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except _rclpy.RCLError:
+        if rclpy.ok():
+            raise   # a shutdown (SIGTERM) racing the executor's wait is not an error
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
