@@ -11,8 +11,8 @@ Reported, as a table and as JSON (``--json``): messages in (replayed and malform
 the node's drop and error counters from ``/diagnostics``, and the node process's RSS (psutil)
 after the warm-up, at the end and at its peak. Example, with DDS kept on this machine::
 
-    ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_DOMAIN_ID=42 \\
-        hybrid_pose_soak --minutes 10 --json soak.json
+    export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_DOMAIN_ID=42
+    hybrid_pose_soak --minutes 10 --json soak.json
 
 Without ``--checkpoint`` the bundled weights are used, or, if none are installed, an untrained
 seeded ``cpu``-preset checkpoint (the soak measures the plumbing, not accuracy).
