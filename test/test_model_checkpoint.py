@@ -185,3 +185,19 @@ def test_save_rejects_unknown_kind(tmp_path):
     config = small_config()
     with pytest.raises(ValueError, match="unknown model kind 'rnn'"):
         save_checkpoint(tmp_path / 'x.pt', build_model('ann', config), config, 'rnn')
+
+
+def test_half_storage_halves_the_file_and_loads_as_float32(tmp_path):
+    config = make_config('cpu', input_height=32, input_width=32)
+    torch.manual_seed(1)
+    model = HybridPoseNet(config)
+    save_checkpoint(tmp_path / 'full.pt', model, config, 'hybrid')
+    save_checkpoint(tmp_path / 'half.pt', model, config, 'hybrid', half=True)
+    ratio = (tmp_path / 'half.pt').stat().st_size / (tmp_path / 'full.pt').stat().st_size
+    assert ratio < 0.55
+    loaded = load_checkpoint(tmp_path / 'half.pt').model
+    for name, value in loaded.state_dict().items():
+        original = model.state_dict()[name]
+        assert value.dtype == original.dtype
+        if original.is_floating_point():
+            torch.testing.assert_close(value, original.half().float())

@@ -54,8 +54,14 @@ class LoadedCheckpoint:
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, config: ModelConfig, kind: str,
                     geometry: dict[str, Any] | None = None,
-                    metadata: dict[str, Any] | None = None) -> None:
-    """Write ``model`` (of ``kind``, built from ``config``) and its context to ``path``."""
+                    metadata: dict[str, Any] | None = None, half: bool = False) -> None:
+    """
+    Write ``model`` (of ``kind``, built from ``config``) and its context to ``path``.
+
+    With ``half`` the floating-point tensors are stored as float16 (half the file size, as for
+    the weights shipped in the package) unless a value does not fit float16; loading converts
+    them back to the model's float32.
+    """
     if kind not in MODEL_KINDS:
         raise ValueError(f'unknown model kind {kind!r}; known kinds: {", ".join(MODEL_KINDS)}')
     if config.preset not in PRESETS:
@@ -66,12 +72,22 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, config: ModelConf
         'kind': kind,
         'preset': config.preset,
         'config': config.to_dict(),
-        'state_dict': {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        'state_dict': {k: _stored(v.detach().cpu(), half)
+                       for k, v in model.state_dict().items()},
         'joint_names': list(JOINT_NAMES),
         'geometry': dict(geometry or {}),
         'metadata': dict(metadata or {}),
     }
     torch.save(payload, os.fspath(path))
+
+
+def _stored(tensor: torch.Tensor, half: bool) -> torch.Tensor:
+    """Return ``tensor`` as float16 when asked and lossless in range, else unchanged."""
+    if not half or not tensor.is_floating_point():
+        return tensor
+    if tensor.numel() and tensor.abs().max() > torch.finfo(torch.float16).max:
+        return tensor
+    return tensor.half()
 
 
 def _shape_mismatches(expected: dict[str, torch.Tensor],
@@ -164,3 +180,12 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return LoadedCheckpoint(path=path, kind=kind, preset=preset, config=config, model=model,
                             joint_names=joint_names, geometry=dict(payload['geometry']),
                             metadata=dict(payload['metadata']), version=payload['version'])
+
+
+def export_checkpoint(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Copy a checkpoint with float16 storage (the size the package ships), keeping its context."""
+    loaded = load_checkpoint(source)
+    metadata = dict(loaded.metadata, exported_from=os.path.basename(os.fspath(source)),
+                    storage='float16')
+    save_checkpoint(target, loaded.model, loaded.config, loaded.kind, loaded.geometry, metadata,
+                    half=True)
