@@ -47,6 +47,7 @@ setup(
             'hybrid_pose_train = hybrid_pose_ros.tools.train:main',
             'hybrid_pose_evaluate = hybrid_pose_ros.tools.evaluate:main',
             'hybrid_pose_demo = hybrid_pose_ros.tools.demo:main',
+            'hybrid_pose_soak = hybrid_pose_ros.tools.soak:main',
         ],
     },
 )

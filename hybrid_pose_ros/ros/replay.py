@@ -16,6 +16,10 @@ from hybrid_pose_ros.ros.interfaces import event_typestore
 from rosbags.highlevel import AnyReader
 
 
+SETTLE_S = 0.3
+"""Pause after the subscribers appear, so both ends of each match are complete."""
+
+
 def message_class(type_name: str) -> type:
     """Import the rclpy message class for ``pkg/msg/Name``, with a clear error if missing."""
     package, _, name = type_name.split('/')
@@ -39,13 +43,15 @@ class ReplayStats:
 def replay(node, bag: str, topics: list[str] | None = None, rate: float = 1.0,
            fast: bool = False, loop: int = 1, start_offset: float = 0.0,
            publish_clock: bool = False, remap: dict[str, str] | None = None,
-           should_stop=lambda: False, wait_s: float = 0.0) -> ReplayStats:
+           should_stop=lambda: False, wait_s: float = 0.0, min_subscribers: int = 1,
+           duration: float | None = None) -> ReplayStats:
     """
     Publish the messages of ``bag`` on ``node``; return counts.
 
     ``loop`` is the number of passes (0 = until ``should_stop``); ``rate`` scales bag time
     (2.0 = twice as fast); ``fast`` ignores timestamps. ``remap`` maps bag topics to topics.
-    Playback starts once every topic has a subscriber or after ``wait_s`` seconds.
+    Playback starts once every topic has ``min_subscribers`` subscribers or after ``wait_s``
+    seconds; ``duration`` limits each pass to that many seconds of bag time.
     """
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
     remap = remap or {}
@@ -66,13 +72,14 @@ def replay(node, bag: str, topics: list[str] | None = None, rate: float = 1.0,
         if publish_clock:
             from rosgraph_msgs.msg import Clock
             clock_pub = node.create_publisher(Clock, '/clock', 10)
-        _wait_for_subscribers(node, publishers.values(), wait_s)
+        _wait_for_subscribers(publishers.values(), wait_s, min_subscribers)
         first_ns = reader.start_time + int(start_offset * 1e9)
         wall_start = time.monotonic()
         while not should_stop() and (loop == 0 or stats.loops < loop):
             pass_start = time.monotonic()
+            stop_ns = None if duration is None else first_ns + int(duration * 1e9)
             for connection, bag_ns, raw in reader.messages(connections=connections,
-                                                           start=first_ns):
+                                                           start=first_ns, stop=stop_ns):
                 if should_stop():
                     break
                 if not fast:
@@ -90,11 +97,16 @@ def replay(node, bag: str, topics: list[str] | None = None, rate: float = 1.0,
     return stats
 
 
-def _wait_for_subscribers(node, publishers, wait_s: float) -> None:
+def _wait_for_subscribers(publishers, wait_s: float, count: int) -> None:
+    """Wait for ``count`` subscribers per topic, then give discovery time to finish."""
+    if wait_s <= 0:
+        return
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline and any(
-            p.get_subscription_count() == 0 for p in publishers):
+            p.get_subscription_count() < count for p in publishers):
         time.sleep(0.05)
+    # a publisher sees a match before the subscriber has matched it back
+    time.sleep(SETTLE_S)
 
 
 def _path(bag: str):
@@ -124,7 +136,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--clock', action='store_true', help='publish bag time on /clock')
     parser.add_argument('--remap', nargs='*', default=[], help='old:=new topic remappings')
     parser.add_argument('--wait-for-subscribers', type=float, default=0.0, metavar='SECONDS',
-                        help='start once every topic has a subscriber (at most SECONDS)')
+                        help='start once every topic has --min-subscribers (at most SECONDS)')
+    parser.add_argument('--min-subscribers', type=int, default=1,
+                        help='subscribers every topic needs before playback starts')
+    parser.add_argument('--duration', type=float, default=None,
+                        help='seconds of bag time to play per pass (default: all)')
     args = parser.parse_args(argv)
     remap = dict(r.split(':=', 1) for r in args.remap)
     rclpy.init()
@@ -132,7 +148,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         stats = replay(node, args.bag, args.topics, args.rate, args.fast, args.loop,
                        args.start_offset, args.clock, remap,
-                       wait_s=args.wait_for_subscribers)
+                       wait_s=args.wait_for_subscribers, min_subscribers=args.min_subscribers,
+                       duration=args.duration)
         print(f'published {stats.published} messages in {stats.wall_s:.2f} s '
               f'({stats.loops} pass(es), {stats.bag_s:.2f} s of bag time)')
     except KeyboardInterrupt:
