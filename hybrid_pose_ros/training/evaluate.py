@@ -261,7 +261,7 @@ def format_table(results: dict[str, Any]) -> str:
             continue
 
         def fmt(value: float | None, width: int = 9) -> str:
-            return f'{value:>{width}.2f}' if value is not None else f'{"-":>{width}}'
+            return f' {value:>{width - 1}.2f}' if value is not None else f'{"-":>{width}}'
         two = row['mpjpe_2d_px']
         three = row.get('mpjpe_3d_mm') or {}
         lines.append(f'{MODEL_LABELS[name]:<26}{fmt(two["mean"])}{fmt(two["per_step"][0])}'
