@@ -13,10 +13,22 @@ Subcommands:
     the bag folder (``cameras.yaml``).
 ``to-packet`` / ``to-array``
     Re-encode the ``dvs_msgs/EventArray`` topics of a bag as ``EventPacket`` (mono) or back.
+``aedat4``
+    An iniVation DV recording (AEDAT4, e.g. DAVIS346 or DVXplorer) to an MCAP bag, decoded with
+    the ``aedat`` package: the events of the file's first event stream on ``--topic`` (default
+    ``/events``; ``/dvs/events`` is the ROS 1 DAVIS driver's name), one message per
+    ``--message-ms`` of event time that holds events (default 33.3, the ROS 1 driver's 30 Hz),
+    with the stream's sensor size and frame_id ``dvs_optical_frame``. AEDAT4 timestamps are
+    microseconds since the Unix epoch and are kept as they are (event times and stamps are the
+    recording's wall-clock time); each message is stamped with the end of its time slice.
+    Frames, IMU and triggers are not converted.
 ``ros1``
-    A ROS 1 bag (e.g. recorded with the ROS 1 DAVIS driver) to a ROS 2 bag (rosbags convert).
+    A ROS 1 bag (e.g. recorded with the ROS 1 DAVIS driver) to a ROS 2 MCAP bag with rosbags'
+    converter: ROS 1 types become the ROS 2 Kilted types of the same name (``Header`` loses
+    ``seq``, ``time`` becomes ``builtin_interfaces/Time``; ``dvs_msgs/EventArray`` becomes the
+    ROS 2 ``dvs_msgs/EventArray``). ``hybrid_pose_replay`` also plays ROS 1 bags directly.
 
-Event times are microseconds in the data; bags carry them as ROS time from ``--t0`` seconds.
+DHP19 event times are microseconds from 0; bags carry them as ROS time from ``--t0`` seconds.
 """
 import argparse
 import pathlib
@@ -32,6 +44,7 @@ from rosbags.rosbag2.writer import CompressionFormat, CompressionMode
 import yaml
 
 DEFAULT_T0_S = 1_700_000_000
+DVS_FRAME_ID = 'dvs_optical_frame'
 EVENT_ARRAY = 'dvs_msgs/msg/EventArray'
 EVENT_PACKET = 'event_camera_msgs/msg/EventPacket'
 POSE_ARRAY = 'geometry_msgs/msg/PoseArray'
@@ -53,11 +66,11 @@ def _pose_array_cdr(typestore, stamp_ns: int, frame_id: str, points: np.ndarray)
 
 
 def _event_message(encoding: str, stamp_ns: int, frame_id: str, events: np.ndarray,
-                   seq: int) -> bytes:
+                   seq: int, height: int = 260, width: int = 346) -> bytes:
     if encoding == 'dvs':
-        return codecs.encode_event_array(stamp_ns, frame_id, 260, 346, events)
+        return codecs.encode_event_array(stamp_ns, frame_id, height, width, events)
     base_ns = int(events['t'][0]) * 1000 if len(events) else stamp_ns
-    return codecs.encode_event_packet(stamp_ns, frame_id, 260, 346, seq, base_ns, 'mono',
+    return codecs.encode_event_packet(stamp_ns, frame_id, height, width, seq, base_ns, 'mono',
                                       codecs.encode_mono_events(events, base_ns))
 
 
@@ -136,11 +149,73 @@ def reencode_bag(src: str, dst: str, to: str) -> int:
                     events = codecs.decode_packet_events(decoded)
                 seq = seqs.get(conn.id, 0)
                 seqs[conn.id] = seq + 1
-                raw = (_event_message('packet' if to == 'packet' else 'dvs', decoded.stamp_ns,
-                                      decoded.frame_id, events, seq))
+                raw = _event_message('packet' if to == 'packet' else 'dvs', decoded.stamp_ns,
+                                     decoded.frame_id, events, seq, decoded.height,
+                                     decoded.width)
                 converted += 1
             writer.write(outputs[conn.id], stamp, bytes(raw))
     return converted
+
+
+def ros1_to_bag(src: str, dst: str) -> None:
+    """Convert a ROS 1 bag to a ROS 2 MCAP bag with the Kilted and event types as targets."""
+    from rosbags.convert import convert
+    convert([pathlib.Path(src)], pathlib.Path(dst), 'mcap', 9, None, 'file', event_typestore(),
+            event_typestore(), [], [], [], [])
+
+
+def read_aedat4_events(path: str) -> tuple[np.ndarray, int, int]:
+    """
+    Read the first event stream of an AEDAT4 file with ``aedat``.
+
+    Return the events (:data:`EVENT_DTYPE`, t in microseconds since the epoch, stably sorted by
+    time if the file is not) and the stream's sensor width and height.
+    """
+    try:
+        import aedat
+    except ImportError:
+        sys.exit('hybrid_pose_convert: aedat4 needs the aedat package: pip install aedat==2.3.0')
+    from hybrid_pose_ros.events.event_array import EVENT_DTYPE
+    decoder = aedat.Decoder(path)
+    streams = {i: s for i, s in decoder.id_to_stream().items() if s['type'] == 'events'}
+    if not streams:
+        sys.exit(f'hybrid_pose_convert: {path} has no event stream')
+    stream_id = min(streams)
+    parts = []
+    for packet in decoder:
+        if packet['stream_id'] == stream_id and 'events' in packet:
+            raw = packet['events']
+            part = np.empty(len(raw), dtype=EVENT_DTYPE)
+            part['t'], part['x'], part['y'], part['p'] = raw['t'], raw['x'], raw['y'], raw['on']
+            parts.append(part)
+    events = np.concatenate(parts) if parts else np.empty(0, dtype=EVENT_DTYPE)
+    if len(events) > 1 and np.any(np.diff(events['t']) < 0):
+        events = events[np.argsort(events['t'], kind='stable')]
+    return events, streams[stream_id]['width'], streams[stream_id]['height']
+
+
+def aedat4_to_bag(path: str, out: str, encoding: str = 'dvs', message_ms: float = 33.3,
+                  topic: str = '/events') -> dict[str, int]:
+    """Write the events of an AEDAT4 recording as a bag; return the message count per topic."""
+    events, width, height = read_aedat4_events(path)
+    typestore = event_typestore()
+    step = max(1, round(message_ms * 1000))
+    with Writer(out, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        conn = writer.add_connection(topic, EVENT_ARRAY if encoding == 'dvs' else EVENT_PACKET,
+                                     typestore=typestore)
+        seq = 0
+        if len(events):
+            start = int(events['t'][0])
+            edges = np.arange(start, int(events['t'][-1]) + step + 1, step)
+            idx = np.searchsorted(events['t'], edges)
+            for a, b, end in zip(idx[:-1], idx[1:], edges[1:]):
+                if a == b:
+                    continue
+                stamp_ns = int(end) * 1000
+                writer.write(conn, stamp_ns, _event_message(
+                    encoding, stamp_ns, DVS_FRAME_ID, events[a:b], seq, height, width))
+                seq += 1
+    return {topic: seq}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -159,6 +234,13 @@ def main(argv: list[str] | None = None) -> None:
         p = sub.add_parser(name, help=f're-encode event topics ({name})')
         p.add_argument('src')
         p.add_argument('dst')
+    a = sub.add_parser('aedat4', help='AEDAT4 recording (iniVation DV) to an MCAP bag')
+    a.add_argument('file')
+    a.add_argument('out')
+    a.add_argument('--encoding', choices=('dvs', 'packet'), default='dvs')
+    a.add_argument('--message-ms', type=float, default=33.3,
+                   help='event time per message (mono packets: below 4294)')
+    a.add_argument('--topic', default='/events', help='event topic (e.g. /dvs/events)')
     r = sub.add_parser('ros1', help='ROS 1 bag to a ROS 2 MCAP bag')
     r.add_argument('src')
     r.add_argument('dst')
@@ -166,18 +248,18 @@ def main(argv: list[str] | None = None) -> None:
     target = getattr(args, 'out', None) or getattr(args, 'dst', None)
     if pathlib.Path(target).exists():
         sys.exit(f'hybrid_pose_convert: {target} exists; remove it first')
-    if args.command == 'dhp19':
-        counts = dhp19_to_bag(args.folder, args.recording, args.cameras, args.out,
-                              args.encoding, args.message_ms, args.t0)
+    if args.command in ('dhp19', 'aedat4'):
+        counts = (dhp19_to_bag(args.folder, args.recording, args.cameras, args.out,
+                               args.encoding, args.message_ms, args.t0)
+                  if args.command == 'dhp19' else
+                  aedat4_to_bag(args.file, args.out, args.encoding, args.message_ms, args.topic))
         for topic, n in counts.items():
             print(f'{topic}: {n} messages')
     elif args.command in ('to-packet', 'to-array'):
         n = reencode_bag(args.src, args.dst, 'packet' if args.command == 'to-packet' else 'array')
         print(f're-encoded {n} event messages')
     else:
-        from rosbags.convert import convert
-        convert([pathlib.Path(args.src)], pathlib.Path(args.dst), 'mcap', 9, None, 'file',
-                None, event_typestore(), [], [], [], [])
+        ros1_to_bag(args.src, args.dst)
         print(f'converted {args.src} -> {args.dst}')
 
 

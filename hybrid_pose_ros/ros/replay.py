@@ -1,18 +1,28 @@
 """
-Replay ROS 2 bags (MCAP or sqlite3) through rclpy without rosbag2: ``hybrid_pose_replay``.
+Replay ROS 2 bags (MCAP or sqlite3) and ROS 1 bags through rclpy without rosbag2.
 
-Messages are read with rosbags and published as their raw CDR bytes (no per-event Python
-objects), scheduled by their bag timestamps times a rate factor, or as fast as possible with
-reliable, keep-all delivery so nothing is lost. With ``--clock`` the bag time is published on
-``/clock`` (for nodes with ``use_sim_time``).
+This is ``hybrid_pose_replay``. Messages are read with rosbags and published as their raw CDR
+bytes (no per-event Python objects), scheduled by their bag timestamps times a rate factor, or
+as fast as possible with reliable, keep-all delivery so nothing is lost. With ``--clock`` the
+bag time is published on ``/clock`` (for nodes with ``use_sim_time``).
+
+ROS 1 bags hold ROS 1 serialisation; each message is converted to CDR on the fly for the ROS 2
+type of the same name, with the converter ``rosbags-convert`` (and ``hybrid_pose_convert ros1``)
+uses: the ROS 2 Kilted types plus the event types are the destination, message types they lack
+are copied from the bag (without its ROS 1 ``std_msgs/Header``), a ROS 1 ``Header`` loses its
+``seq`` and ``time`` becomes ``builtin_interfaces/Time`` (a plain byte rewrite where the wire
+formats agree, a deserialise-and-map otherwise). ``dvs_msgs/EventArray`` from the ROS 1 DAVIS
+driver therefore arrives as the ROS 2 ``dvs_msgs/EventArray``.
 """
 import argparse
 from dataclasses import dataclass
 import importlib
 import sys
 import time
+from typing import Callable
 
 from hybrid_pose_ros.ros.interfaces import event_typestore
+from rosbags.convert.converter import generate_message_converter
 from rosbags.highlevel import AnyReader
 
 
@@ -63,6 +73,7 @@ def replay(node, bag: str, topics: list[str] | None = None, rate: float = 1.0,
         if not connections:
             raise SystemExit(f'hybrid_pose_replay: none of the topics {topics} is in {bag}; '
                              f'it has {sorted({c.topic for c in reader.connections})}')
+        to_cdr = cdr_converters(reader, connections)
         publishers = {}
         for c in connections:
             if c.topic not in publishers:
@@ -89,12 +100,30 @@ def replay(node, bag: str, topics: list[str] | None = None, rate: float = 1.0,
                         time.sleep(delay)
                 if clock_pub is not None:
                     clock_pub.publish(_clock(bag_ns))
-                publishers[connection.topic].publish(bytes(raw))
+                publishers[connection.topic].publish(bytes(to_cdr[connection.id](raw)))
                 stats.published += 1
                 stats.bag_s = (bag_ns - first_ns) / 1e9
             stats.loops += 1
         stats.wall_s = time.monotonic() - wall_start
     return stats
+
+
+def cdr_converters(reader: AnyReader, connections) -> dict[int, Callable]:
+    """
+    Return, per connection id, a function from the bag's raw bytes to ROS 2 CDR bytes.
+
+    ROS 2 bags are already CDR (the identity); ROS 1 messages are converted for the ROS 2 type of
+    the same name (see the module docstring).
+    """
+    if reader.is2:
+        return {c.id: bytes for c in connections}
+    destination = event_typestore()
+    destination.register({name: fields for name, fields in reader.typestore.fielddefs.items()
+                          if name not in destination.fielddefs})
+    cache: dict[str, object] = {}
+    return {c.id: generate_message_converter(reader.typestore, destination, c.msgtype,
+                                             c.msgtype, cache, src_is2=False, dst_is2=True)
+            for c in connections}
 
 
 def _wait_for_subscribers(publishers, wait_s: float, count: int) -> None:
@@ -127,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     """Command line entry point."""
     import rclpy
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument('bag', help='bag folder or file (MCAP or sqlite3)')
+    parser.add_argument('bag', help='bag folder or file (MCAP, sqlite3 or ROS 1 .bag)')
     parser.add_argument('--topics', nargs='*', help='topics to play (default: all)')
     parser.add_argument('--rate', type=float, default=1.0, help='bag-time scale (default 1)')
     parser.add_argument('--fast', action='store_true', help='as fast as possible, reliable')
