@@ -28,6 +28,8 @@ from rosbags.highlevel import AnyReader
 
 SETTLE_S = 0.3
 """Pause after the subscribers appear, so both ends of each match are complete."""
+ACK_TIMEOUT_S = 5.0
+"""Longest wait at the end for subscribers to acknowledge what was published (reliable QoS)."""
 
 
 def message_class(type_name: str) -> type:
@@ -104,6 +106,7 @@ def replay(node, bag: str, topics: list[str] | None = None, rate: float = 1.0,
                 stats.published += 1
                 stats.bag_s = (bag_ns - first_ns) / 1e9
             stats.loops += 1
+        _wait_for_acks(publishers.values(), ACK_TIMEOUT_S)
         stats.wall_s = time.monotonic() - wall_start
     return stats
 
@@ -124,6 +127,14 @@ def cdr_converters(reader: AnyReader, connections) -> dict[int, Callable]:
     return {c.id: generate_message_converter(reader.typestore, destination, c.msgtype,
                                              c.msgtype, cache, src_is2=False, dst_is2=True)
             for c in connections}
+
+
+def _wait_for_acks(publishers, timeout_s: float) -> None:
+    """Let reliable delivery finish before the caller exits (a fast replay ends in ms)."""
+    from rclpy.duration import Duration
+    deadline = time.monotonic() + timeout_s
+    for publisher in publishers:
+        publisher.wait_for_all_acked(Duration(seconds=max(deadline - time.monotonic(), 0.0)))
 
 
 def _wait_for_subscribers(publishers, wait_s: float, count: int) -> None:
