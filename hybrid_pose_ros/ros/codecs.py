@@ -19,6 +19,11 @@ Decoders raise :class:`CodecError` (a ValueError) for anything malformed and nev
 partial result. At most 7 trailing bytes (alignment padding) are accepted after a message.
 This module imports only numpy and the event core; the typed-message helpers import rclpy and
 the message packages lazily.
+
+EventPacket encodings ``evt3`` and ``libcaer_cmp`` are decoded by ``event_camera_py`` (the
+ros-event-camera pybind11 decoder, ``apt install ros-$ROS_DISTRO-event-camera-py``) where it is
+installed, through :class:`EventCameraPyDecoder`; that path is not tested against the real
+library here (it has no wheel), only against a stand-in with its documented interface.
 """
 from dataclasses import dataclass
 import struct
@@ -31,6 +36,8 @@ BytesLike = Union[bytes, bytearray, memoryview]
 
 CDR_LE_HEADER = b'\x00\x01\x00\x00'
 SUPPORTED_ENCODINGS = ('mono',)
+EVENT_CAMERA_PY_ENCODINGS = ('evt3', 'libcaer_cmp')
+EVENT_CAMERA_PY_INSTALL = 'apt install ros-$ROS_DISTRO-event-camera-py'
 MAX_TRAILING_BYTES = 7
 
 # dvs_msgs/Event records inside a serialised EventArray; see the module docstring
@@ -468,3 +475,81 @@ def typed_decode_event_packet(data: BytesLike) -> np.ndarray:
     from event_camera_msgs.msg import EventPacket
     from rclpy.serialization import deserialize_message
     return event_packet_msg_to_events(deserialize_message(bytes(data), EventPacket))
+
+
+def load_event_camera_py() -> Any:
+    """Return the ``event_camera_py`` module, or None where it is not installed."""
+    try:
+        import event_camera_py
+    except ImportError:
+        return None
+    return event_camera_py
+
+
+class EventCameraPyDecoder:
+    """
+    Decode ``evt3`` and ``libcaer_cmp`` payloads of one stream with ``event_camera_py``.
+
+    Untested against the real library here. The decoder is stateful (evt3 carries time across
+    packets), so one instance serves one stream and sees every packet in order. It is fed the
+    payload with ``decode_bytes(encoding, width, height, time_base, payload)``, so no typed
+    message is needed; ``get_cd_events()`` returns x, y, p and t, an int32 in microseconds
+    relative to the decoder's start that wraps after 2**31 us (about 35 min), which is unwrapped
+    here. Absolute time: where ``get_start_time()`` is nonzero (libcaer devices: nanoseconds
+    since the epoch of sensor time 0) event time is start time + t, the sensor's own clock;
+    otherwise (evt3: sensor time without an epoch) the first decoded event is placed at the
+    header stamp of its packet and later events keep their sensor-time spacing from it.
+    """
+
+    def __init__(self, module: Any) -> None:
+        self.decoder = module.Decoder()
+        self.offset_us: int | None = None
+        self.last_raw = 0
+        self.unwrap_us = 0
+
+    def decode(self, packet: DecodedEventPacket) -> np.ndarray:
+        """Decode one packet into :data:`EVENT_DTYPE` events with absolute times in us."""
+        self.decoder.decode_bytes(packet.encoding, packet.width, packet.height,
+                                  packet.time_base, packet.events.tobytes())
+        cd = self.decoder.get_cd_events()
+        events = np.empty(len(cd), dtype=EVENT_DTYPE)
+        if len(cd) == 0:
+            return events
+        raw = cd['t'].astype(np.int64) & 0xFFFFFFFF
+        wraps = np.cumsum(np.diff(raw, prepend=self.last_raw) < -2**31)
+        t = raw + self.unwrap_us + wraps * 2**32
+        self.last_raw, self.unwrap_us = int(raw[-1]), int(t[-1] - raw[-1])
+        if self.offset_us is None:
+            start_ns = int(self.decoder.get_start_time())
+            self.offset_us = start_ns // 1000 if start_ns else packet.stamp_ns // 1000 - int(t[0])
+        events['t'] = t + self.offset_us
+        events['x'], events['y'], events['p'] = cd['x'], cd['y'], cd['p'] > 0
+        return events
+
+
+class PacketDecoder:
+    """
+    Decode raw EventPacket messages of one stream: ``(DecodedEventPacket, events)``.
+
+    ``mono`` is decoded with numpy; with ``use_event_camera_py`` and the module installed,
+    ``evt3`` and ``libcaer_cmp`` go through :class:`EventCameraPyDecoder`. Other packets raise
+    :class:`UnsupportedEncodingError` with a hint on how to decode them.
+    """
+
+    def __init__(self, use_event_camera_py: bool) -> None:
+        module = load_event_camera_py() if use_event_camera_py else None
+        self.event_camera_py = None if module is None else EventCameraPyDecoder(module)
+        self.hint = (
+            f' (evt3 and libcaer_cmp need event_camera_py: {EVENT_CAMERA_PY_INSTALL})'
+            if use_event_camera_py else
+            ' (for evt3 and libcaer_cmp set packet_encoding to auto and install event_camera_py)')
+
+    def __call__(self, data: BytesLike) -> tuple[DecodedEventPacket, np.ndarray]:
+        """Decode one serialised packet without bounds checks (the node screens events)."""
+        packet = decode_event_packet(data)
+        if self.event_camera_py is not None and packet.encoding in EVENT_CAMERA_PY_ENCODINGS:
+            return packet, self.event_camera_py.decode(packet)
+        try:
+            return packet, decode_packet_events(packet, check_bounds=False)
+        except UnsupportedEncodingError as error:
+            raise UnsupportedEncodingError(f'{error}{self.hint}') from None

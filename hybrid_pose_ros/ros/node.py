@@ -17,7 +17,7 @@ WARN while a drop counter grew since the previous status and ERROR while an erro
 (``step_errors``, ``message_errors``) grew; its message lists the increments:
 
 * Malformed messages (truncated or corrupted CDR, a sequence longer than the payload, an
-  EventPacket encoding other than mono, a zero-size message) are dropped whole:
+  EventPacket encoding the node cannot decode, a zero-size message) are dropped whole:
   ``decode_errors``, and ``last_error`` holds the decoder's reason. Messages lost before the
   node saw them (DDS queue overflow, best-effort loss) show as gaps in the publisher's sequence
   numbers from the rmw message info: ``messages_lost``.
@@ -95,8 +95,9 @@ from visualization_msgs.msg import MarkerArray
 
 DEFAULT_CHECKPOINT = 'hybrid_cpu.pt'
 SNN_TIMER_PERIOD_S = 0.002
-STARTUP_ONLY = {'checkpoint', 'device', 'threads', 'input_type', 'events_topic', 'qos_depth',
-                'qos_reliability', 'bin_us', 'sensor_width', 'sensor_height'}
+STARTUP_ONLY = {'checkpoint', 'device', 'threads', 'input_type', 'packet_encoding',
+                'events_topic', 'qos_depth', 'qos_reliability', 'bin_us', 'sensor_width',
+                'sensor_height'}
 SIZE_CONFIRM_MESSAGES = 10
 MAX_QUEUED_EVENTS = 4_000_000
 IDLE_AFTER_S = 2.0
@@ -222,7 +223,14 @@ class HybridPoseNode(Node):
             self.decode = self._decode_event_array
         else:
             from event_camera_msgs.msg import EventPacket as message_type
-            self.decode = self._decode_event_packet
+            encoding = self.params['packet_encoding']
+            if (encoding in codecs.EVENT_CAMERA_PY_ENCODINGS
+                    and codecs.load_event_camera_py() is None):
+                raise StartupError(f'packet_encoding {encoding} needs event_camera_py, which is '
+                                   'not installed; install it with '
+                                   f'`{codecs.EVENT_CAMERA_PY_INSTALL}` or use packet_encoding '
+                                   'mono or auto')
+            self.decode = codecs.PacketDecoder(use_event_camera_py=encoding != 'mono')
         self.events_topic = self.params['events_topic']
         self.create_subscription(message_type, self.events_topic, self._on_events, qos, raw=True,
                                  callback_group=MutuallyExclusiveCallbackGroup())
@@ -253,10 +261,6 @@ class HybridPoseNode(Node):
     def _decode_event_array(self, data: bytes):
         decoded = codecs.decode_event_array(data, check_bounds=False)
         return decoded, decoded.events
-
-    def _decode_event_packet(self, data: bytes):
-        decoded = codecs.decode_event_packet(data)
-        return decoded, codecs.decode_packet_events(decoded, check_bounds=False)
 
     def _warn(self, counter: str, message: str, amount: int = 1) -> None:
         """

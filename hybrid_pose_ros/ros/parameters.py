@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 INPUT_TYPES = ('event_packet', 'dvs')
+PACKET_ENCODINGS = ('mono', 'evt3', 'libcaer_cmp', 'auto')
 RELIABILITIES = ('best_effort', 'reliable')
 MAX_SENSOR_SIZE = 8192
 
@@ -67,6 +68,11 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('input_type', 'event_packet', 'Input message type: event_packet '
                   '(event_camera_msgs/EventPacket) or dvs (dvs_msgs/EventArray).',
                   _one_of(INPUT_TYPES)),
+    ParameterSpec('packet_encoding', 'mono', 'EventPacket payload encoding: mono (numpy), or '
+                  'evt3 / libcaer_cmp (decoded with event_camera_py, which must be installed: '
+                  'the node stops at startup without it), or auto (mono, plus evt3 and '
+                  'libcaer_cmp where event_camera_py is installed). Packets the node cannot '
+                  'decode are dropped and counted (decode_errors).', _one_of(PACKET_ENCODINGS)),
     ParameterSpec('events_topic', 'events', 'Topic of the event messages.', _topic),
     ParameterSpec('qos_depth', 100, 'Queue depth of the event subscription.', _at_least(1)),
     ParameterSpec('qos_reliability', 'best_effort', 'Reliability of the event subscription; '
