@@ -129,6 +129,15 @@ def default_checkpoint() -> pathlib.Path:
                        'not installed; set the checkpoint parameter')
 
 
+def _cv_bridge():
+    """Return a ``cv_bridge.CvBridge`` where it is installed, else None (images via numpy)."""
+    try:
+        from cv_bridge import CvBridge
+    except ImportError:
+        return None
+    return CvBridge()
+
+
 def select_device(requested: str, logger) -> torch.device:
     """Return the torch device; CUDA requested but missing falls back to the CPU, warning."""
     if requested.startswith('cuda') and not torch.cuda.is_available():
@@ -146,6 +155,7 @@ class HybridPoseNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__('hybrid_pose_node', **kwargs)
         self.ann_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix='ann')
+        self.bridge = _cv_bridge()
         self.params = self._declare_and_validate()
         self.device = select_device(self.params['device'], self.get_logger())
         self.checkpoint = self._load_checkpoint()
@@ -464,6 +474,13 @@ class HybridPoseNode(Node):
         image = event_image(task.bin.events, width, height)
         visible = visible_joints(pose.xy, pose.confidence, self.params['min_confidence'])
         draw_skeleton(image, np.nan_to_num(pose.xy), visible)
+        if self.bridge is not None:
+            try:
+                return self.bridge.cv2_to_imgmsg(image, encoding='rgb8', header=header)
+            except Exception as error:  # noqa: B902 - a broken cv_bridge must not stop the node
+                self.get_logger().warning(f'cv_bridge failed ({error!r}); building images '
+                                          'with numpy from now on')
+                self.bridge = None
         return Image(header=header, height=height, width=width, encoding='rgb8',
                      is_bigendian=0, step=width * 3, data=image.tobytes())
 
