@@ -109,16 +109,22 @@ def skeleton_markers(header: Header, xy: np.ndarray, confidence: np.ndarray,
             joints.points.append(Point(x=point[0], y=point[1], z=point[2]))
             joints.colors.append(_confidence_color(c))
 
+    return MarkerArray(markers=[joints, _bones(header, points, visible, lifetime, 0.01)])
+
+
+def _bones(header: Header, points: np.ndarray, present: np.ndarray, lifetime: Duration,
+           width: float) -> Marker:
+    """Return the LINE_LIST of the DHP19 edges whose two joints are ``present``."""
     bones = Marker(header=header, ns='bones', id=BONE_MARKER_ID, type=Marker.LINE_LIST,
                    action=Marker.ADD, lifetime=lifetime)
     bones.pose.orientation.w = 1.0
-    bones.scale.x = 0.01
+    bones.scale.x = width
     bones.color = ColorRGBA(r=0.2, g=0.6, b=1.0, a=1.0)
     for a, b in SKELETON_EDGES:
-        if visible[a] and visible[b]:
+        if present[a] and present[b]:
             for k in (a, b):
                 bones.points.append(Point(x=points[k, 0], y=points[k, 1], z=points[k, 2]))
-    return MarkerArray(markers=[joints, bones])
+    return bones
 
 
 def skeleton_markers_3d(header: Header, points: np.ndarray, lifetime_s: float) -> MarkerArray:
@@ -137,13 +143,4 @@ def skeleton_markers_3d(header: Header, points: np.ndarray, lifetime_s: float) -
     joints.scale.x = joints.scale.y = joints.scale.z = 0.05
     joints.color = ColorRGBA(r=0.1, g=0.9, b=0.3, a=1.0)
     joints.points = [Point(x=p[0], y=p[1], z=p[2]) for p, ok in zip(points, present) if ok]
-    bones = Marker(header=header, ns='bones', id=BONE_MARKER_ID, type=Marker.LINE_LIST,
-                   action=Marker.ADD, lifetime=lifetime)
-    bones.pose.orientation.w = 1.0
-    bones.scale.x = 0.02
-    bones.color = ColorRGBA(r=0.2, g=0.6, b=1.0, a=1.0)
-    for a, b in SKELETON_EDGES:
-        if present[a] and present[b]:
-            for k in (a, b):
-                bones.points.append(Point(x=points[k, 0], y=points[k, 1], z=points[k, 2]))
-    return MarkerArray(markers=[joints, bones])
+    return MarkerArray(markers=[joints, _bones(header, points, present, lifetime, 0.02)])
