@@ -77,13 +77,13 @@ from hybrid_pose_ros.ros import codecs
 from hybrid_pose_ros.ros.outputs import (
     ImagePlane, pose_array, skeleton_markers, stamp_from_us, visible_joints)
 from hybrid_pose_ros.ros.parameters import MAX_SENSOR_SIZE, PARAMETERS, validate
+from hybrid_pose_ros.ros.runtime import spin_until_shutdown
 from hybrid_pose_ros.visualize import draw_skeleton, event_image
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -584,18 +584,7 @@ def main(args: list[str] | None = None) -> None:
         print(f'hybrid_pose_node: {error}', file=sys.stderr)
         rclpy.try_shutdown()
         sys.exit(2)
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except _rclpy.RCLError:
-        if rclpy.ok():
-            raise   # a shutdown (SIGTERM) racing the executor's wait is not an error
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_until_shutdown(node)
 
 
 if __name__ == '__main__':

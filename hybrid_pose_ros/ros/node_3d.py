@@ -24,12 +24,12 @@ from hybrid_pose_ros.geometry.calibration import (
     CalibrationError, CameraCalibration, load_calibration, triangulate_joints)
 from hybrid_pose_ros.ros.outputs import skeleton_markers_3d
 from hybrid_pose_ros.ros.parameters import ParameterSpec
+from hybrid_pose_ros.ros.runtime import spin_until_shutdown
 from hybrid_pose_ros.skeleton import NUM_JOINTS
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -415,15 +415,7 @@ def main(args: list[str] | None = None) -> None:
         print(f'hybrid_pose_3d_node: {error}', file=sys.stderr)
         rclpy.try_shutdown()
         sys.exit(2)
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_until_shutdown(node)
 
 
 if __name__ == '__main__':

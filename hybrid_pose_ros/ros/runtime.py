@@ -1,0 +1,21 @@
+"""Run a node until shutdown: the spin loop both nodes share."""
+import rclpy
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
+from rclpy.node import Node
+
+
+def spin_until_shutdown(node: Node) -> None:
+    """Spin ``node`` on a single-threaded executor; on Ctrl-C or SIGTERM destroy it cleanly."""
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except _rclpy.RCLError:
+        if rclpy.ok():
+            raise   # a shutdown (SIGTERM) racing the executor's wait is not an error
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
