@@ -1,10 +1,9 @@
 # Copyright 2026 hybrid_pose_ros maintainers. MIT License.
 """The node as a separate process over DDS: poses equal the offline model, stamps, markers."""
 import math
-import subprocess
-import sys
 import time
 
+from helpers.processes import ros_command, start_process
 from helpers.streams import moving_blob_events, small_checkpoint, split_messages
 from hybrid_pose_ros.estimator import HybridEstimator, run_offline
 from hybrid_pose_ros.events.sensor import SensorGeometry
@@ -19,13 +18,9 @@ rclpy = pytest.importorskip('rclpy')
 
 
 def start_node(env, checkpoint, *params):
-    args = [sys.executable, '-m', 'hybrid_pose_ros.ros.node', '--ros-args',
-            '-p', f'checkpoint:={checkpoint}', '-p', 'events_topic:=/test/events',
-            '-p', 'qos_reliability:=reliable', '-p', 'threads:=1']
-    for p in params:
-        args += ['-p', p]
-    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    return start_process(ros_command(
+        'hybrid_pose_ros.ros.node', f'checkpoint:={checkpoint}', 'events_topic:=/test/events',
+        'qos_reliability:=reliable', 'threads:=1', *params), env)
 
 
 class Collector:

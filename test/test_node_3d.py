@@ -6,6 +6,7 @@ import sys
 import time
 
 from helpers import REPO_ROOT
+from helpers.processes import ros_command, start_process
 from hybrid_pose_ros.data.cameras import dhp19_rig
 import numpy as np
 import pytest
@@ -20,11 +21,7 @@ BIN_NS = 10_000_000
 
 
 def start_node(env, *params):
-    args = [sys.executable, '-m', 'hybrid_pose_ros.ros.node_3d', '--ros-args']
-    for p in params:
-        args += ['-p', p]
-    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    return start_process(ros_command('hybrid_pose_ros.ros.node_3d', *params), env)
 
 
 class Bench:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+from helpers.processes import start_process
 from helpers.streams import moving_blob_events, seeded_model, small_checkpoint, split_messages
 from hybrid_pose_ros.estimator import HybridEstimator, run_offline
 from hybrid_pose_ros.events.event_array import make_events
@@ -49,8 +50,7 @@ def node_command(checkpoint, *params, program=('-m', 'hybrid_pose_ros.ros.node')
 
 
 def start_node(env, checkpoint, *params, **kwargs):
-    return subprocess.Popen(node_command(checkpoint, *params, **kwargs), env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return start_process(node_command(checkpoint, *params, **kwargs), env)
 
 
 def stop(process):
