@@ -212,6 +212,15 @@ def test_train_resume_evaluate_end_to_end(toy_data, tmp_path):
     rows = _log(os.path.join(budget, 'ann_log.csv'))
     assert len(rows) == 1 and rows[0]['stopped'] == 'True' and rows[0]['iterations'] == '1'
     assert load_checkpoint(os.path.join(budget, 'ann.pt')).metadata['stopped_early']
+    # keep_best: the usable checkpoint is the epoch with the lowest validation error
+    best = str(tmp_path / 'best')
+    train(load_config('config/train_cpu.yaml', sets + [
+        f'out_dir={best}', 'stages=ann', 'keep_best=true']), log=lambda _: None)
+    rows = _log(os.path.join(best, 'ann_log.csv'))
+    errors = [float(r['val_mpjpe_px']) for r in rows]
+    kept = load_checkpoint(os.path.join(best, 'ann.pt')).metadata
+    assert kept['val_mpjpe_px'] == pytest.approx(min(errors))
+    assert kept['best_epoch'] == kept['epochs'] == 1 + errors.index(min(errors))
     # evaluation of the four models on the test split, two cameras -> 3D
     evaluate_cli.main(['--run-dir', out, '--data', toy_data, '--cameras', '2', '3',
                        '--device', 'cpu', '--quiet', '--energy-windows', '2'])

@@ -81,6 +81,7 @@ DEFAULTS: dict[str, Any] = {
     'tensorboard': True,
     'num_threads': None,
     'init_ann': None,
+    'keep_best': False,
     'ann': {'epochs': 5, 'batch_size': 8, 'lr': 1.0e-4, 'max_minutes': None,
             'max_batches': None},
     'hybrid': {'epochs': 5, 'batch_size': 2, 'lr': 5.0e-5, 'max_minutes': None,
@@ -89,6 +90,15 @@ DEFAULTS: dict[str, Any] = {
                  'max_batches': None},
 }
 """Every configuration key with its default; a YAML file and ``--set`` override them."""
+
+
+def _improved(state: dict[str, Any]) -> bool:
+    """Record the epoch in ``state`` if its validation error is the best so far (or absent)."""
+    val, best = state['val_mpjpe_px'], state.get('best_val_mpjpe_px')
+    if val is not None and best is not None and val >= best:
+        return False
+    state['best_val_mpjpe_px'], state['best_epoch'] = val, state['epoch']
+    return True
 
 
 def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
@@ -427,6 +437,7 @@ class Trainer:
                             if self.runtime.device.type == 'cuda' else 'cpu'),
             'torch': str(torch.__version__), 'train_windows': len(self.train_set),
             'val_mpjpe_px': state.get('val_mpjpe_px'), 'stopped_early': bool(state['stopped']),
+            'best_epoch': state.get('best_epoch'), 'keep_best': bool(self.config['keep_best']),
             'augment_flip': bool(self.config['augment_flip']), 'sigma': self.sigma,
         }
 
@@ -465,7 +476,7 @@ class Trainer:
         parameters = [p for p in objective.parameters() if p.requires_grad]
         optimiser = torch.optim.Adam(parameters, lr=float(settings['lr']))
         state = {'epoch': 0, 'iterations': 0, 'elapsed_s': 0.0, 'stopped': False,
-                 'val_mpjpe_px': None}
+                 'val_mpjpe_px': None, 'best_val_mpjpe_px': None, 'best_epoch': None}
         if self.resume and os.path.exists(state_path):
             saved = torch.load(state_path, map_location=device, weights_only=True)
             model.load_state_dict(saved['model'])
@@ -535,7 +546,9 @@ class Trainer:
                    'stopped': stopped}
             if self.runtime.main:
                 row['val_mpjpe_px'] = state['val_mpjpe_px'] = self.validate(stage, model)
-                self._save(stage, model, optimiser, state)
+                improved = _improved(state)
+                self._save(stage, model, optimiser, state,
+                           checkpoint=improved or not self.config['keep_best'])
                 self._write_log(stage, row)
                 val = row['val_mpjpe_px']
                 self.log(f'{stage} epoch {epoch + 1}: loss {row["train_loss"]:.5g}, '
@@ -548,12 +561,15 @@ class Trainer:
         return state
 
     def _save(self, stage: str, model: nn.Module, optimiser: torch.optim.Optimizer,
-              state: dict[str, Any]) -> None:
+              state: dict[str, Any], checkpoint: bool = True) -> None:
+        """Write the resumable state and, when ``checkpoint``, the usable ``{stage}.pt``."""
         os.makedirs(self.out_dir, exist_ok=True)
         tmp = self.path(f'{stage}_state.pt.tmp')
         torch.save({'model': model.state_dict(), 'optimiser': optimiser.state_dict(),
                     'progress': dict(state)}, tmp)
         os.replace(tmp, self.path(f'{stage}_state.pt'))
+        if not checkpoint:
+            return
         tmp = self.path(f'{stage}.pt.tmp')
         save_checkpoint(tmp, model, self.model_config, CHECKPOINT_KIND[stage],
                         self.train_set.geometry.to_dict(), self._metadata(stage, state))
