@@ -64,7 +64,9 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   'with the package.', _always_valid),
     ParameterSpec('device', 'cpu', "Torch device: 'cpu', 'cuda' or 'cuda:N'. If CUDA is "
                   'requested but unavailable the node logs a warning and uses the CPU.', _device),
-    ParameterSpec('threads', 2, 'Torch intra-op threads for the model.', _at_least(1)),
+    ParameterSpec('threads', 1, 'Torch intra-op threads of each model thread (the ANN and the '
+                  'SNN run in two threads: 1 gives each a core of a 2-core machine; 2 '
+                  'oversubscribes it and the SNN falls behind).', _at_least(1)),
     ParameterSpec('input_type', 'event_packet', 'Input message type: event_packet '
                   '(event_camera_msgs/EventPacket) or dvs (dvs_msgs/EventArray).',
                   _one_of(INPUT_TYPES)),

@@ -11,6 +11,10 @@ Sections (``--sections``, default all that need no running node):
 ``model``
     ANN initialisation and SNN step latency per preset and thread count, MACs, synaptic
     operations, firing rates and energy: ``hybrid_pose_model_bench`` (see its options).
+``e2e``
+    The node as a separate process fed from the sample bag over DDS: latency from the publish of
+    the message that completes a bin to the arrival of its PoseArray, rates, drops, CPU, and the
+    capacity (highest event rate without dropped bins), see :mod:`hybrid_pose_ros.tools.bench_e2e`.
 """
 import argparse
 import json
@@ -84,8 +88,8 @@ def print_ingest(rows: list[dict[str, Any]]) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Run the chosen sections, print their tables and write ``--json``."""
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument('--sections', nargs='+', default=['ingest', 'model'],
-                        choices=['ingest', 'model'])
+    parser.add_argument('--sections', nargs='+', default=['ingest', 'model', 'e2e'],
+                        choices=['ingest', 'model', 'e2e'])
     parser.add_argument('--json', default='bench_output/bench.json')
     parser.add_argument('--quick', action='store_true', help='shorter timing (for tests)')
     args = parser.parse_args(argv)
@@ -111,6 +115,11 @@ def main(argv: list[str] | None = None) -> None:
         quick = ['--reps', '5', '--heavy-reps', '1'] if args.quick else []
         model_bench.main(['--json', str(model_json)] + quick)
         results['model'] = json.loads(model_json.read_text())
+    if 'e2e' in args.sections:
+        from hybrid_pose_ros.tools import bench_e2e
+        results['e2e'] = bench_e2e.bench_e2e(rates=(1.0, 4.0) if args.quick else
+                                             (1.0, 2.0, 4.0, 8.0))
+        bench_e2e.print_e2e(results['e2e'])
     pathlib.Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     pathlib.Path(args.json).write_text(json.dumps(results, indent=2))
     print(f'\nwritten {args.json}')

@@ -1,0 +1,166 @@
+"""
+End-to-end and capacity benchmarks of ``hybrid_pose_node`` over DDS on loopback.
+
+This process reads a bag, publishes its event messages (raw CDR, reliable) at ``rate`` times
+real time and records every PoseArray the node (a separate process) sends back. A pose stamped
+``e`` belongs to the bin ending at ``e``, which the first message holding an event at or after
+``e`` completes: its latency is the pose's arrival minus that message's publish time. Reported:
+p50/p99 latency, achieved SNN and ANN (window) rates, bins dropped (from ``/diagnostics``) and
+the node's CPU use. The capacity search repeats the replay faster and faster and reports the
+highest rate the node sustains: every pose of the real-time run arrives, no bin or message is
+dropped and the p99 latency stays below ``KEEPS_UP_P99_MS`` (a node that only queues up keeps
+its rate for a while but its latency grows without bound).
+"""
+import os
+import pathlib
+import subprocess
+import sys
+import time
+from typing import Any
+
+from hybrid_pose_ros.ros import codecs
+from hybrid_pose_ros.ros.interfaces import event_typestore
+import numpy as np
+import psutil
+from rosbags.highlevel import AnyReader
+
+DEFAULT_BAG = pathlib.Path(__file__).resolve().parents[2] / 'bags' / 'sample_bag'
+KEEPS_UP_P99_MS = 100.0
+"""A replay is sustained when every pose arrives, none is dropped and p99 stays below this."""
+
+
+def read_messages(bag: pathlib.Path, topic: str) -> list[tuple[int, bytes, int]]:
+    """Return ``(bag time ns, raw CDR, last event time us)`` of the topic's messages."""
+    with AnyReader([bag], default_typestore=event_typestore()) as reader:
+        connections = [c for c in reader.connections if c.topic == topic]
+        if not connections:
+            raise SystemExit(f'hybrid_pose_bench: {topic} is not in {bag}')
+        out = []
+        for _, stamp, raw in reader.messages(connections=connections):
+            events = codecs.decode_event_array(raw).events
+            last = int(events['t'].max()) if len(events) else -1
+            out.append((stamp, bytes(raw), last))
+    return out
+
+
+def run_once(messages, rate: float, threads: int, checkpoint: str | None) -> dict[str, Any]:
+    """Replay ``messages`` at ``rate`` into a fresh node process; return its measurements."""
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from dvs_msgs.msg import EventArray
+    from geometry_msgs.msg import PoseArray
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+    args = [sys.executable, '-m', 'hybrid_pose_ros.ros.node', '--ros-args',
+            '-p', 'input_type:=dvs', '-p', 'events_topic:=/bench/events',
+            '-p', 'qos_reliability:=reliable', '-p', f'threads:={threads}',
+            '-p', 'diagnostics_period:=0.5', '-r', '__ns:=/bench']
+    if checkpoint:
+        args += ['-p', f'checkpoint:={checkpoint}']
+    node = subprocess.Popen(args, env=dict(os.environ), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.STDOUT)
+    context = rclpy.context.Context()
+    rclpy.init(context=context)
+    bench = rclpy.create_node('bench_e2e', context=context)
+    qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE,
+                     history=HistoryPolicy.KEEP_ALL)
+    publisher = bench.create_publisher(EventArray, '/bench/events', qos)
+    arrivals: list[tuple[float, int]] = []
+    diagnostics: dict[str, str] = {}
+
+    def on_pose(msg) -> None:
+        stamp_us = msg.header.stamp.sec * 1_000_000 + msg.header.stamp.nanosec // 1000
+        arrivals.append((time.monotonic(), stamp_us))
+
+    def on_diagnostics(msg) -> None:
+        for status in msg.status:
+            if 'hybrid pose' in status.name:
+                diagnostics.update({kv.key: kv.value for kv in status.values})
+
+    bench.create_subscription(PoseArray, '/bench/hybrid_pose_node/pose', on_pose, qos)
+    bench.create_subscription(DiagnosticArray, '/diagnostics', on_diagnostics, 10)
+    executor = rclpy.executors.SingleThreadedExecutor(context=context)
+    executor.add_node(bench)
+    try:
+        deadline = time.monotonic() + 60
+        while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.05)
+        process = psutil.Process(node.pid)
+        process.cpu_percent()
+        executor.spin_once(timeout_sec=0.5)
+        published = []
+        start, first_ns = time.monotonic(), messages[0][0]
+        for stamp, raw, last in messages:
+            due = start + (stamp - first_ns) / 1e9 / rate
+            while time.monotonic() < due:
+                executor.spin_once(timeout_sec=max(0.0, min(0.002, due - time.monotonic())))
+            publisher.publish(raw)
+            published.append((time.monotonic(), last))
+        wall = time.monotonic() - start
+        settle = time.monotonic() + 3.0
+        while time.monotonic() < settle:
+            executor.spin_once(timeout_sec=0.05)
+        cpu = process.cpu_percent() / 100.0
+    finally:
+        node.terminate()
+        node.wait(10)
+        executor.shutdown()
+        bench.destroy_node()
+        context.try_shutdown()
+    return summarise(arrivals, published, diagnostics, wall, cpu)
+
+
+def summarise(arrivals, published, diagnostics, wall_s: float, cpu: float) -> dict[str, Any]:
+    """Turn pose arrivals and message publish times into latency and rate figures."""
+    last_event = np.array([last for _, last in published])
+    publish_time = np.array([t for t, _ in published])
+    latencies = []
+    for arrival, end_us in arrivals:
+        k = int(np.searchsorted(np.maximum.accumulate(last_event), end_us, side='left'))
+        if k < len(published):
+            latencies.append((arrival - publish_time[k]) * 1e3)
+    stamps = np.array([s for _, s in arrivals])
+    windows = int(np.count_nonzero((stamps - 10_000) % 100_000 == 0)) if len(stamps) else 0
+    lat = np.array(latencies) if latencies else np.array([np.nan])
+    return {'poses': len(arrivals), 'bins_dropped': int(diagnostics.get('bins_dropped', 0)),
+            'messages_lost': int(diagnostics.get('messages_lost', 0)),
+            'latency_p50_ms': float(np.nanpercentile(lat, 50)),
+            'latency_p99_ms': float(np.nanpercentile(lat, 99)),
+            'snn_rate_hz': len(arrivals) / wall_s, 'ann_rate_hz': windows / wall_s,
+            'node_cpu_cores': cpu, 'wall_s': wall_s}
+
+
+def bench_e2e(bag: pathlib.Path = DEFAULT_BAG, topic: str = '/cam3/events', threads: int = 1,
+              checkpoint: str | None = None, rates=(1.0, 2.0, 4.0, 8.0)) -> dict[str, Any]:
+    """Run the real-time replay and the capacity search; return both."""
+    messages = read_messages(bag, topic)
+    events = sum(len(codecs.decode_event_array(raw).events) for _, raw, _ in messages)
+    duration_s = (messages[-1][0] - messages[0][0]) / 1e9
+    runs = []
+    for rate in rates:
+        run = run_once(messages, rate, threads, checkpoint)
+        run.update(rate=rate, event_rate_mev_s=events / duration_s * rate / 1e6)
+        run['sustained'] = (not run['bins_dropped'] and not run['messages_lost']
+                            and run['poses'] == (runs[0]['poses'] if runs else run['poses'])
+                            and run['latency_p99_ms'] <= KEEPS_UP_P99_MS)
+        runs.append(run)
+        if not run['sustained']:
+            break
+    sustained = [r for r in runs if r['sustained']]
+    return {'bag': str(bag), 'topic': topic, 'threads': threads, 'real_time': runs[0],
+            'capacity_runs': runs,
+            'capacity_rate': max((r['rate'] for r in sustained), default=0.0),
+            'capacity_mev_s': max((r['event_rate_mev_s'] for r in sustained), default=0.0)}
+
+
+def print_e2e(result: dict[str, Any]) -> None:
+    """Print the end-to-end and capacity tables."""
+    print(f'\n## End to end over DDS ({result["topic"]}, threads {result["threads"]})')
+    print('| rate | Mev/s | poses | bins dropped | p50 ms | p99 ms | SNN Hz | ANN Hz | CPU |')
+    print('|---|---|---|---|---|---|---|---|---|')
+    for r in result['capacity_runs']:
+        print(f'| {r["rate"]:g}x | {r["event_rate_mev_s"]:.2f} | {r["poses"]} | '
+              f'{r["bins_dropped"]} | {r["latency_p50_ms"]:.1f} | {r["latency_p99_ms"]:.1f} | '
+              f'{r["snn_rate_hz"]:.1f} | {r["ann_rate_hz"]:.1f} | {r["node_cpu_cores"]:.2f} |')
+    print(f'sustained (all poses, no drops, p99 <= {KEEPS_UP_P99_MS:g} ms) up to '
+          f'{result["capacity_rate"]:g}x real time = {result["capacity_mev_s"]:.2f} Mev/s of '
+          'this bag')
