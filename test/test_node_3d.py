@@ -219,6 +219,12 @@ def test_two_2d_nodes_on_the_sample_bag_feed_the_3d_node(tmp_path, rclpy_context
     try:
         assert bench.spin_until(lambda: all(p.get_subscription_count() > 0
                                             for p in event_pubs.values()), 60.0, nodes[0])
+        # the 3D node must have discovered both 2D pose topics before the first pose is sent
+        assert bench.spin_until(lambda: all(
+            bench.node.count_subscribers(f'/{name}/hybrid_pose_node/pose') >= 2
+            and bench.node.count_publishers(f'/{name}/hybrid_pose_node/pose') >= 1
+            for name in names), 60.0, nodes[2])
+        bench.spin_until(lambda: False, 1.0, nodes[2])
         with AnyReader([CALIBRATION.parent], default_typestore=event_typestore()) as reader:
             connections = [c for c in reader.connections if c.topic in event_pubs]
             start = reader.start_time
