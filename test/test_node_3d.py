@@ -204,8 +204,10 @@ def test_two_2d_nodes_on_the_sample_bag_feed_the_3d_node(tmp_path, rclpy_context
          '-p', 'min_confidence:=0.0', '-p', 'max_pending_bins:=1000'],
         env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for name in names]
+    # the two 2D nodes may drift apart on a loaded machine: wait for both, hold many sets
     nodes.append(start_node(ros_env, 'cameras:=[cam3, cam2]',
-                            f'calibration_files:=[{CALIBRATION}]'))
+                            f'calibration_files:=[{CALIBRATION}]', 'timeout:=10.0',
+                            'max_pending:=1000'))
     bench = Bench(rclpy_context, [])
     qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE,
                      history=HistoryPolicy.KEEP_ALL)
@@ -228,11 +230,16 @@ def test_two_2d_nodes_on_the_sample_bag_feed_the_3d_node(tmp_path, rclpy_context
         with AnyReader([CALIBRATION.parent], default_typestore=event_typestore()) as reader:
             connections = [c for c in reader.connections if c.topic in event_pubs]
             start = reader.start_time
+            began = time.monotonic()
             for conn, stamp, raw in reader.messages(connections=connections):
                 if stamp > start + 16 * 10**8:   # 1.6 s: a margin over the 20 poses awaited
                     break
+                due = began + (stamp - start) / 1e9   # in real time, as a camera would
+                bench.spin_until(lambda: time.monotonic() >= due, 5.0, nodes[2])
                 event_pubs[conn.topic].publish(bytes(raw))
-        assert bench.spin_until(lambda: len(bench.poses) >= 20, 60.0, nodes[2])
+        assert bench.spin_until(lambda: len(bench.poses) >= 20, 60.0, nodes[2]), (
+            f'2D poses {[len(p) for p in poses_2d.values()]}, 3D poses {len(bench.poses)}, '
+            f'3D diagnostics {bench.diagnostics[-1:]}')
         bench.spin_until(lambda: False, 0.5, nodes[2])
     finally:
         for node in nodes:
