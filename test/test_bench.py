@@ -16,6 +16,19 @@ def test_ingest_section_writes_rows_for_both_message_types(tmp_path):
     assert all(r['numpy_mev_s'] > 0 and r['typed_mev_s'] > 0 for r in result['ingest'])
 
 
+def test_sparse_section_times_every_layer_and_checks_parity():
+    from hybrid_pose_ros.tools import bench_sparse
+    result = bench_sparse.bench_sparse(presets=('cpu',), quick=True)['cpu']
+    assert [r['layer'] for r in result['layers']] == [
+        'static_conv', 'down1', 'down2', 'down3', 'res_conv1', 'res_conv2', 'up1', 'up2', 'up3',
+        'head']
+    assert all(r['active_inputs'] > 0 and r['max_abs_difference'] < 1e-4
+               for r in result['layers'])
+    steps = result['steps']
+    assert steps['dense']['steps'] == steps['sparse']['steps'] == 2
+    assert steps['max_abs_difference'] < 1e-4 and steps['mean_firing_rate'] > 0
+
+
 @pytest.mark.ros
 def test_end_to_end_run_measures_every_pose_of_a_bag_slice():
     from hybrid_pose_ros.tools import bench_e2e

@@ -1,14 +1,18 @@
 """
-Inference speed-ups that keep the results: BatchNorm folding, no autograd, thread count.
+Inference speed-ups that keep the results: BN folding, no autograd, thread count, SNN backend.
 
 :func:`fold_batchnorm` returns a copy in which every ``Conv2d -> BatchNorm2d`` pair inside an
 ``nn.Sequential`` (all SNN layers, the pure-SNN head and both halves of every state initialiser)
 is replaced by one conv with the BN folded into its weight and bias (eval-mode statistics), and
 the BN by ``nn.Identity``. The folded model computes the same function as the original in eval
 mode, up to float rounding. Run it under ``torch.inference_mode()``.
+
+The SNN step has two backends with the same results: ``dense`` (torch convs) and ``sparse``
+(:mod:`hybrid_pose_ros.model.sparse`, work proportional to the spikes, batch size 1).
 """
 import copy
 
+from hybrid_pose_ros.model.sparse import use_sparse_snn
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
@@ -38,15 +42,24 @@ def set_threads(count: int) -> int:
     return previous
 
 
+SNN_BACKENDS = ('dense', 'sparse')
+"""How the SNN step runs: torch convs, or the event-driven scatter kernels."""
+
+
 def prepare_for_inference(model: nn.Module, threads: int | None = None,
-                          channels_last: bool = True) -> nn.Module:
+                          channels_last: bool = True, snn_backend: str = 'dense') -> nn.Module:
     """
     Fold BatchNorm, switch to eval, drop gradients and optionally set the thread count.
+
+    ``snn_backend='sparse'`` swaps the SNN of a hybrid or pure-SNN model for its event-driven
+    twin (:func:`~hybrid_pose_ros.model.sparse.use_sparse_snn`).
 
     With ``channels_last`` the conv weights use the NHWC layout, which oneDNN runs much faster on
     CPU for the small channel counts of the ``cpu`` preset; feed inputs through
     :func:`to_channels_last` too. Results are unchanged (same values, different strides).
     """
+    if snn_backend not in SNN_BACKENDS:
+        raise ValueError(f'unknown snn_backend {snn_backend!r}; expected one of {SNN_BACKENDS}')
     if threads is not None:
         set_threads(threads)
     prepared = fold_batchnorm(model)
@@ -54,6 +67,8 @@ def prepare_for_inference(model: nn.Module, threads: int | None = None,
         parameter.requires_grad_(False)
     if channels_last:
         prepared = prepared.to(memory_format=torch.channels_last)
+    if snn_backend == 'sparse':
+        use_sparse_snn(prepared)
     return prepared
 
 

@@ -50,7 +50,30 @@ class ConvBN(nn.Sequential):
         )
 
 
-class SpikingUNet(nn.Module):
+class MembraneLayout:
+    """Shapes of the nine membranes, from ``self.config`` (shared by the dense and sparse SNNs)."""
+
+    config: ModelConfig
+
+    def membrane_shapes(self, batch_size: int, height: int | None = None,
+                        width: int | None = None) -> list[tuple[int, int, int, int]]:
+        """Shapes ``[B, C, H, W]`` of the nine membranes for an input of ``height x width``."""
+        height = self.config.input_height if height is None else height
+        width = self.config.input_width if width is None else width
+        c0, c1, c2, c3 = self.config.snn_widths
+        channels_and_scale = [(c0, 1), (c1, 2), (c2, 4), (c3, 8), (c3, 8), (c3, 8),
+                              (c2, 4), (c1, 2), (c0, 1)]
+        return [(batch_size, c, height // s, width // s) for c, s in channels_and_scale]
+
+    def zero_membranes(self, batch_size: int, height: int | None = None,
+                       width: int | None = None, device: torch.device | str | None = None,
+                       dtype: torch.dtype | None = None) -> Membranes:
+        """Nine all-zero membranes (the state after a reset)."""
+        return [torch.zeros(shape, device=device, dtype=dtype)
+                for shape in self.membrane_shapes(batch_size, height, width)]
+
+
+class SpikingUNet(MembraneLayout, nn.Module):
     """
     Spiking UNet with explicit membrane state.
 
@@ -80,23 +103,6 @@ class SpikingUNet(nn.Module):
         else:
             self.head = head_conv
         xavier_init_convs(self)
-
-    def membrane_shapes(self, batch_size: int, height: int | None = None,
-                        width: int | None = None) -> list[tuple[int, int, int, int]]:
-        """Shapes ``[B, C, H, W]`` of the nine membranes for an input of ``height x width``."""
-        height = self.config.input_height if height is None else height
-        width = self.config.input_width if width is None else width
-        c0, c1, c2, c3 = self.config.snn_widths
-        channels_and_scale = [(c0, 1), (c1, 2), (c2, 4), (c3, 8), (c3, 8), (c3, 8),
-                              (c2, 4), (c1, 2), (c0, 1)]
-        return [(batch_size, c, height // s, width // s) for c, s in channels_and_scale]
-
-    def zero_membranes(self, batch_size: int, height: int | None = None,
-                       width: int | None = None, device: torch.device | str | None = None,
-                       dtype: torch.dtype | None = None) -> Membranes:
-        """Nine all-zero membranes (the state after a reset)."""
-        return [torch.zeros(shape, device=device, dtype=dtype)
-                for shape in self.membrane_shapes(batch_size, height, width)]
 
     def step(self, frame: torch.Tensor, membranes: Membranes
              ) -> tuple[torch.Tensor, Membranes, tuple[torch.Tensor, ...]]:

@@ -95,7 +95,7 @@ from visualization_msgs.msg import MarkerArray
 
 DEFAULT_CHECKPOINT = 'hybrid_cpu.pt'
 SNN_TIMER_PERIOD_S = 0.002
-STARTUP_ONLY = {'checkpoint', 'device', 'threads', 'input_type', 'packet_encoding',
+STARTUP_ONLY = {'checkpoint', 'device', 'threads', 'snn_backend', 'input_type', 'packet_encoding',
                 'events_topic', 'qos_depth', 'qos_reliability', 'bin_us', 'sensor_width',
                 'sensor_height'}
 SIZE_CONFIRM_MESSAGES = 10
@@ -159,6 +159,7 @@ class HybridPoseNode(Node):
         self.params = self._declare_and_validate()
         self.device = select_device(self.params['device'], self.get_logger())
         self.checkpoint = self._load_checkpoint()
+        self.snn_backend = self.params['snn_backend'] if self.device.type == 'cpu' else 'dense'
         self.runner: StreamingRunner | None = None
         self.geometry: SensorGeometry | None = None
         self.frame_id = self.params['frame_id']
@@ -185,7 +186,8 @@ class HybridPoseNode(Node):
         config = self.checkpoint.config
         self.get_logger().info(
             f'{self.checkpoint.preset} model from {self.checkpoint.path} on {self.device}: '
-            f'SNN {config.snn_rate_hz:.0f} Hz, ANN {config.ann_rate_hz:.0f} Hz; listening to '
+            f'SNN {config.snn_rate_hz:.0f} Hz ({self.snn_backend}), ANN '
+            f'{config.ann_rate_hz:.0f} Hz; listening to '
             f'{self.events_topic} ({self.params["input_type"]})')
 
     def _declare_and_validate(self) -> dict:
@@ -393,7 +395,8 @@ class HybridPoseNode(Node):
         config = self.checkpoint.config
         self.geometry = SensorGeometry.for_sensor(width, height, config.input_width,
                                                   config.input_height)
-        model = prepare_for_inference(self.checkpoint.model, self.params['threads'])
+        model = prepare_for_inference(self.checkpoint.model, self.params['threads'],
+                                      snn_backend=self.snn_backend)
         binner = EventBinner(config.bin_us, history_events=config.ann_events,
                              reset_threshold_us=config.window_us)
         with self.lock:
@@ -490,6 +493,7 @@ class HybridPoseNode(Node):
         elapsed = max(now - self.started, 1e-9)
         values = {k: str(v) for k, v in self.stats.items()}
         values['device'] = str(self.device)
+        values['snn_backend'] = self.snn_backend
         values['pose_rate_hz'] = f'{self.stats["poses"] / elapsed:.1f}'
         values['event_rate_mev_s'] = f'{self.stats["events"] / elapsed / 1e6:.3f}'
         values['seconds_since_input'] = ('' if self.last_input is None

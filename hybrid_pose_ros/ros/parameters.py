@@ -7,6 +7,8 @@ tests, and the node declares exactly these parameters with these descriptions.
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from hybrid_pose_ros.model.inference import SNN_BACKENDS
+
 INPUT_TYPES = ('event_packet', 'dvs')
 PACKET_ENCODINGS = ('mono', 'evt3', 'libcaer_cmp', 'auto')
 RELIABILITIES = ('best_effort', 'reliable')
@@ -67,6 +69,9 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('threads', 1, 'Torch intra-op threads of each model thread (the ANN and the '
                   'SNN run in two threads: 1 gives each a core of a 2-core machine; 2 '
                   'oversubscribes it and the SNN falls behind).', _at_least(1)),
+    ParameterSpec('snn_backend', 'sparse', 'SNN step: sparse (event-driven kernels, work '
+                  'proportional to the spikes, CPU) or dense (torch convs). Same results; on a '
+                  'CUDA device the dense path is used.', _one_of(SNN_BACKENDS)),
     ParameterSpec('input_type', 'event_packet', 'Input message type: event_packet '
                   '(event_camera_msgs/EventPacket) or dvs (dvs_msgs/EventArray).',
                   _one_of(INPUT_TYPES)),

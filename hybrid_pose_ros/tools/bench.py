@@ -11,6 +11,9 @@ Sections (``--sections``, default all that need no running node):
 ``model``
     ANN initialisation and SNN step latency per preset and thread count, MACs, synaptic
     operations, firing rates and energy: ``hybrid_pose_model_bench`` (see its options).
+``sparse``
+    The event-driven SNN step against the dense one, per layer at 1/3/5 % input activity and per
+    whole step at real activity, in one run: :mod:`hybrid_pose_ros.tools.bench_sparse`.
 ``e2e``
     The node as a separate process fed from the sample bag over DDS: latency from the publish of
     the message that completes a bin to the arrival of its PoseArray, rates, drops, CPU, and the
@@ -88,8 +91,8 @@ def print_ingest(rows: list[dict[str, Any]]) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Run the chosen sections, print their tables and write ``--json``."""
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument('--sections', nargs='+', default=['ingest', 'model', 'e2e'],
-                        choices=['ingest', 'model', 'e2e'])
+    parser.add_argument('--sections', nargs='+', default=['ingest', 'model', 'sparse', 'e2e'],
+                        choices=['ingest', 'model', 'sparse', 'e2e'])
     parser.add_argument('--json', default='bench_output/bench.json')
     parser.add_argument('--quick', action='store_true', help='shorter timing (for tests)')
     args = parser.parse_args(argv)
@@ -115,6 +118,10 @@ def main(argv: list[str] | None = None) -> None:
         quick = ['--reps', '5', '--heavy-reps', '1'] if args.quick else []
         model_bench.main(['--json', str(model_json)] + quick)
         results['model'] = json.loads(model_json.read_text())
+    if 'sparse' in args.sections:
+        from hybrid_pose_ros.tools import bench_sparse
+        results['sparse'] = bench_sparse.bench_sparse(quick=args.quick)
+        bench_sparse.print_sparse(results['sparse'])
     if 'e2e' in args.sections:
         from hybrid_pose_ros.tools import bench_e2e
         results['e2e'] = bench_e2e.bench_e2e(rates=(1.0, 4.0) if args.quick else

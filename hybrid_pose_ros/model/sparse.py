@@ -1,0 +1,334 @@
+"""
+Event-driven execution of the spiking UNet's inference step on the CPU (batch size 1).
+
+The SNN's layers receive binary spikes (a few percent active) and sparse event counts. A dense
+conv multiplies every input, active or not; here every *active* input scatters its weight slice
+into the output instead, so the work is proportional to the activity::
+
+    out[Y, X, :] += value * W[c, dy, dx, :]     for each active input (c, y, x) and tap (dy, dx)
+
+The decoder's ``conv5x5(up2x(s))`` is linear in the spikes ``s``, so the bilinear upsampling and
+the conv are fused into one 8x8 stride-2 kernel per input channel: 64 taps per spike instead of
+4 upsampled values x 25 taps. Inputs on the first or last row or column take the exact two-stage
+path, because the upsampling clamps there. The LIF update of a layer collects the spike list
+that the next layers scatter. Everything runs on the BatchNorm-folded weights in channels-last
+layout, in kernels compiled by Numba (cached on disk after the first compile).
+
+:class:`SparseSpikingUNet` has the same :meth:`step` as :class:`SpikingUNet`, so
+``use_sparse_snn(model)`` swaps it into a hybrid or pure-SNN model for inference; the outputs
+equal the dense path's up to float rounding (tested within 1e-4). It needs no torch threads and
+takes no gradients.
+"""
+from hybrid_pose_ros.model.snn import MembraneLayout, Membranes, SNN_LAYERS, SpikingUNet
+import numba
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+UPSAMPLE_STENCIL = np.array([0.25, 0.75, 0.75, 0.25], dtype=np.float32)
+"""Weights of input row ``y`` on upsampled rows ``2y-1 .. 2y+2`` (bilinear x2, no corners)."""
+
+
+@numba.njit(cache=True, fastmath=True)
+def _lif(current: np.ndarray, v_in: np.ndarray, v_out: np.ndarray, spikes: np.ndarray,
+         active: np.ndarray, weight: np.float32, threshold: np.float32) -> int:
+    """LIF step on ``[H, W, C]`` arrays; writes spikes, the reset membrane and the spike list."""
+    height, width, channels = current.shape
+    count = 0
+    for y in range(height):
+        for x in range(width):
+            for c in range(channels):
+                v = v_in[y, x, c]
+                if weight < 0.5:  # torch.lerp's two formulas, for bit-equal charging
+                    v = v + weight * (current[y, x, c] - v)
+                else:
+                    v = current[y, x, c] - (current[y, x, c] - v) * (np.float32(1.0) - weight)
+                if v >= threshold:
+                    spikes[y, x, c] = 1.0
+                    v = v - threshold
+                    active[count, 0] = y
+                    active[count, 1] = x
+                    active[count, 2] = c
+                    count += 1
+                else:
+                    spikes[y, x, c] = 0.0
+                v_out[y, x, c] = v
+    return count
+
+
+@numba.njit(cache=True, fastmath=True)
+def _scatter_conv(active: np.ndarray, count: int, channel_offset: int, values: np.ndarray,
+                  weight: np.ndarray, stride: int, pad: int, out: np.ndarray) -> None:
+    """Add ``values[i] * W[c]`` of every active input to the conv output ``[Ho, Wo, C_out]``."""
+    kernel_h, kernel_w, out_channels = weight.shape[1], weight.shape[2], weight.shape[3]
+    out_h, out_w = out.shape[0], out.shape[1]
+    for i in range(count):
+        y, x, c = active[i, 0], active[i, 1], active[i, 2] + channel_offset
+        value = values[i]
+        for dy in range(kernel_h):
+            ty = y + pad - dy
+            if ty < 0 or ty % stride != 0 or ty // stride >= out_h:
+                continue
+            row = ty // stride
+            for dx in range(kernel_w):
+                tx = x + pad - dx
+                if tx < 0 or tx % stride != 0 or tx // stride >= out_w:
+                    continue
+                col = tx // stride
+                for o in range(out_channels):
+                    out[row, col, o] += value * weight[c, dy, dx, o]
+
+
+@numba.njit(cache=True)
+def _stencil_weight(index: int, tap: int, size: int) -> np.float32:
+    """Weight of input ``index`` on upsampled position ``2*index - 1 + tap`` (0 if none)."""
+    position = 2 * index - 1 + tap
+    if position < 0 or position >= 2 * size:
+        return np.float32(0.0)
+    if (index == 0 and tap == 1) or (index == size - 1 and tap == 2):
+        return np.float32(1.0)  # the first and last upsampled rows read clamped sources
+    return UPSAMPLE_STENCIL[tap]
+
+
+@numba.njit(cache=True, fastmath=True)
+def _scatter_upsampled_conv(active: np.ndarray, count: int, channel_offset: int,
+                            fused: np.ndarray, weight: np.ndarray, in_h: int, in_w: int,
+                            out: np.ndarray) -> None:
+    """Add every active spike's ``conv5x5(up2x(spike))`` to the output ``[2H, 2W, C_out]``."""
+    out_h, out_w, out_channels = out.shape
+    for i in range(count):
+        y, x, c = active[i, 0], active[i, 1], active[i, 2] + channel_offset
+        if 0 < y < in_h - 1 and 0 < x < in_w - 1:
+            top, left = 2 * y - 3, 2 * x - 3
+            for r in range(8):
+                row = top + r
+                if row < 0 or row >= out_h:
+                    continue
+                for q in range(8):
+                    col = left + q
+                    if col < 0 or col >= out_w:
+                        continue
+                    for o in range(out_channels):
+                        out[row, col, o] += fused[c, r, q, o]
+            continue
+        for tap_y in range(4):
+            weight_y = _stencil_weight(y, tap_y, in_h)
+            if weight_y == 0.0:
+                continue
+            for tap_x in range(4):
+                weight_x = _stencil_weight(x, tap_x, in_w)
+                if weight_x == 0.0:
+                    continue
+                scale = weight_y * weight_x
+                for dy in range(5):
+                    row = 2 * y - 1 + tap_y + 2 - dy
+                    if row < 0 or row >= out_h:
+                        continue
+                    for dx in range(5):
+                        col = 2 * x - 1 + tap_x + 2 - dx
+                        if col < 0 or col >= out_w:
+                            continue
+                        for o in range(out_channels):
+                            out[row, col, o] += scale * weight[c, dy, dx, o]
+
+
+def fuse_upsampled_conv(weight: np.ndarray) -> np.ndarray:
+    """
+    Fuse bilinear x2 upsampling into a 5x5 conv: ``[C_in, 5, 5, C_out] -> [C_in, 8, 8, C_out]``.
+
+    ``fused[c, r, q]`` is the weight of an interior input at ``(y, x)`` on output
+    ``(2y - 3 + r, 2x - 3 + q)``.
+    """
+    if weight.shape[1:3] != (5, 5):
+        raise ValueError(f'expected a 5x5 kernel, got {weight.shape[1:3]}')
+    fused = np.zeros((weight.shape[0], 8, 8, weight.shape[3]), dtype=np.float64)
+    for tap_y, weight_y in enumerate(UPSAMPLE_STENCIL):
+        for tap_x, weight_x in enumerate(UPSAMPLE_STENCIL):
+            for dy in range(5):
+                for dx in range(5):
+                    fused[:, tap_y - dy + 4, tap_x - dx + 4] += (
+                        float(weight_y) * float(weight_x) * weight[:, dy, dx])
+    return fused.astype(np.float32)
+
+
+def _folded_conv(module: nn.Module) -> nn.Conv2d:
+    """Return the conv of a ``conv [-> BatchNorm]`` layer with the BN (eval statistics) folded."""
+    if isinstance(module, nn.Conv2d):
+        return module
+    conv, norm = module[0], module[1] if len(module) > 1 else None
+    return fuse_conv_bn_eval(conv, norm) if isinstance(norm, nn.BatchNorm2d) else conv
+
+
+class _Layer:
+    """One BN-folded conv in scatter layout: weight ``[C_in, k, k, C_out]`` and bias."""
+
+    def __init__(self, module: nn.Module, upsampled: bool = False) -> None:
+        conv = _folded_conv(module)
+        self.weight = np.ascontiguousarray(
+            conv.weight.detach().float().permute(1, 2, 3, 0).numpy())
+        out_channels = self.weight.shape[3]
+        bias = conv.bias.detach().float().numpy() if conv.bias is not None else None
+        self.bias = bias if bias is not None else np.zeros(out_channels, dtype=np.float32)
+        self.stride = int(conv.stride[0])
+        self.pad = int(conv.padding[0])
+        self.fused = fuse_upsampled_conv(self.weight) if upsampled else None
+
+    def output(self, height: int, width: int) -> np.ndarray:
+        """Return a fresh ``[height, width, C_out]`` accumulator holding the bias."""
+        out = np.empty((height, width, self.weight.shape[3]), dtype=np.float32)
+        out[...] = self.bias
+        return out
+
+
+class _Spikes:
+    """A layer's spikes: the dense ``[H, W, C]`` map and the list of active ``(y, x, c)``."""
+
+    def __init__(self, dense: np.ndarray, active: np.ndarray, count: int) -> None:
+        self.dense = dense
+        self.active = active
+        self.count = count
+
+    @property
+    def ones(self) -> np.ndarray:
+        """Return unit values for the active inputs (spikes are binary)."""
+        return np.ones(self.count, dtype=np.float32)
+
+
+def _hwc(tensor: torch.Tensor) -> np.ndarray:
+    """``[1, C, H, W]`` tensor as a C-contiguous ``[H, W, C]`` float32 array (a view if it can)."""
+    return np.ascontiguousarray(tensor[0].detach().permute(1, 2, 0).to(torch.float32).numpy())
+
+
+def _nchw(array: np.ndarray) -> torch.Tensor:
+    """``[H, W, C]`` array as a ``[1, C, H, W]`` tensor sharing its memory (channels-last)."""
+    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0)
+
+
+class SparseSpikingUNet(MembraneLayout, nn.Module):
+    """
+    The spiking UNet's step, event-driven: work proportional to the spikes (batch size 1).
+
+    Built from a :class:`SpikingUNet`, folded or not (BatchNorm is folded here with its eval
+    statistics); holds no
+    trainable parameters. :meth:`step` takes and returns what :meth:`SpikingUNet.step` does.
+    """
+
+    def __init__(self, snn: SpikingUNet) -> None:
+        super().__init__()
+        if snn.training:
+            raise ValueError('the sparse SNN uses BatchNorm eval statistics: call .eval() first')
+        self.config = snn.config
+        self.tau = snn.tau
+        self.v_threshold = snn.v_threshold
+        self.charge_weight = np.float32(1.0 / snn.tau)
+        self.layers = {name: _Layer(getattr(snn, name), upsampled=name.startswith('up'))
+                       for name in SNN_LAYERS}
+        self.layers['head'] = _Layer(snn.head)
+        # Compile the kernels now (or load them from Numba's disk cache), not at the first bin.
+        self.step(torch.zeros(1, self.config.snn_in_channels, 8, 8), self.zero_membranes(1, 8, 8))
+
+    def _fire(self, name: str, current: np.ndarray, membrane: torch.Tensor,
+              new_membranes: Membranes) -> _Spikes:
+        v_in = _hwc(membrane)
+        if v_in.shape != current.shape:
+            raise ValueError(f'{name}: membrane {tuple(membrane.shape)} does not fit the '
+                             f'layer output {current.shape[2:] + current.shape[:2]}')
+        v_out = np.empty_like(current)
+        dense = np.empty_like(current)
+        active = np.empty((current.size, 3), dtype=np.int32)
+        count = _lif(current, v_in, v_out, dense, active, self.charge_weight,
+                     np.float32(self.v_threshold))
+        new_membranes.append(_nchw(v_out))
+        return _Spikes(dense, active, count)
+
+    def _conv(self, name: str, inputs: list[_Spikes], height: int, width: int,
+              values: np.ndarray | None = None) -> np.ndarray:
+        layer = self.layers[name]
+        out = layer.output(height, width)
+        offset = 0
+        for spikes in inputs:
+            scale = spikes.ones if values is None else values
+            _scatter_conv(spikes.active, spikes.count, offset, scale, layer.weight,
+                          layer.stride, layer.pad, out)
+            offset += spikes.dense.shape[2]
+        return out
+
+    def _upsampled_conv(self, name: str, inputs: list[_Spikes]) -> np.ndarray:
+        layer = self.layers[name]
+        in_h, in_w = inputs[0].dense.shape[:2]
+        out = layer.output(2 * in_h, 2 * in_w)
+        offset = 0
+        for spikes in inputs:
+            _scatter_upsampled_conv(spikes.active, spikes.count, offset, layer.fused,
+                                    layer.weight, in_h, in_w, out)
+            offset += spikes.dense.shape[2]
+        return out
+
+    def layer_current(self, name: str, inputs: np.ndarray) -> np.ndarray:
+        """
+        Return one layer's input current (conv + folded BN) for a dense ``[H, W, C_in]`` input.
+
+        ``inputs`` are the layer's conv inputs (for ``up*`` and ``head`` the concatenation,
+        before any upsampling); only their nonzero entries do work. Returns ``[Ho, Wo, C_out]``.
+        """
+        if name not in self.layers:
+            raise ValueError(f'unknown layer {name!r}; layers: {", ".join(self.layers)}')
+        nonzero = np.nonzero(inputs)
+        spikes = _Spikes(inputs, np.stack(nonzero, axis=1).astype(np.int32), len(nonzero[0]))
+        height, width = inputs.shape[:2]
+        if name.startswith('up'):
+            return self._upsampled_conv(name, [spikes])
+        stride = self.layers[name].stride
+        return self._conv(name, [spikes], height // stride, width // stride,
+                          values=inputs[nonzero].astype(np.float32))
+
+    @torch.inference_mode()
+    def step(self, frame: torch.Tensor, membranes: Membranes
+             ) -> tuple[torch.Tensor, Membranes, tuple[torch.Tensor, ...]]:
+        """
+        Run one event-driven step on ``frame [1, C, H, W]``; see :meth:`SpikingUNet.step`.
+
+        Returns the head output ``[1, J, H, W]``, the nine new membranes and the nine spike maps
+        (channels-last tensors sharing memory with the step's arrays).
+        """
+        if len(membranes) != len(SNN_LAYERS):
+            raise ValueError(f'expected {len(SNN_LAYERS)} membranes, got {len(membranes)}')
+        if frame.dim() != 4 or frame.shape[0] != 1:
+            raise ValueError(f'the sparse SNN steps one sample: frame must be [1, C, H, W], '
+                             f'got {tuple(frame.shape)}')
+        height, width = frame.shape[2], frame.shape[3]
+        counts = _hwc(frame)
+        nonzero = np.nonzero(counts)
+        events = _Spikes(counts, np.stack(nonzero, axis=1).astype(np.int32), len(nonzero[0]))
+        new_membranes: Membranes = []
+        state = iter(membranes)
+
+        def fire(name: str, current: np.ndarray) -> _Spikes:
+            return self._fire(name, current, next(state), new_membranes)
+
+        x_in = fire('static_conv', self._conv('static_conv', [events], height, width,
+                                              values=counts[nonzero]))
+        x1 = fire('down1', self._conv('down1', [x_in], height // 2, width // 2))
+        x2 = fire('down2', self._conv('down2', [x1], height // 4, width // 4))
+        x3 = fire('down3', self._conv('down3', [x2], height // 8, width // 8))
+        mid = fire('res_conv1', self._conv('res_conv1', [x3], height // 8, width // 8))
+        residual = self._conv('res_conv2', [mid], height // 8, width // 8)
+        residual += x3.dense
+        r1 = fire('res_conv2', residual)
+        u1 = fire('up1', self._upsampled_conv('up1', [r1, x3]))
+        u2 = fire('up2', self._upsampled_conv('up2', [u1, x2]))
+        u3 = fire('up3', self._upsampled_conv('up3', [u2, x1]))
+        out = self._conv('head', [u3, x_in], height, width)
+        spikes = tuple(_nchw(s.dense) for s in (x_in, x1, x2, x3, mid, r1, u1, u2, u3))
+        return _nchw(out), new_membranes, spikes
+
+
+def use_sparse_snn(model: nn.Module) -> nn.Module:
+    """Replace ``model.snn`` (hybrid or pure SNN, eval mode) by its event-driven twin, in place."""
+    snn = getattr(model, 'snn', None)
+    if not isinstance(snn, SpikingUNet):
+        raise TypeError(f'{type(model).__name__} has no dense SpikingUNet to make sparse '
+                        f'(found {type(snn).__name__})')
+    model.snn = SparseSpikingUNet(snn)
+    return model

@@ -1,0 +1,126 @@
+# Copyright 2026 hybrid_pose_ros maintainers. MIT License.
+"""The event-driven SNN step equals the dense torch step (values, spikes, membranes, poses)."""
+import os
+
+from helpers.streams import moving_blob_events
+from hybrid_pose_ros.estimator import HybridEstimator, run_offline
+from hybrid_pose_ros.events.sensor import SensorGeometry
+from hybrid_pose_ros.model.checkpoint import load_checkpoint
+from hybrid_pose_ros.model.config import make_config
+from hybrid_pose_ros.model.hybrid import HybridPoseNet, PureSNN
+from hybrid_pose_ros.model.inference import prepare_for_inference
+from hybrid_pose_ros.model.snn import SpikingUNet, upsample2x
+from hybrid_pose_ros.model.sparse import fuse_upsampled_conv, SparseSpikingUNet, use_sparse_snn
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+WEIGHTS = os.path.join(os.path.dirname(__file__), '..', 'weights', 'hybrid_cpu.pt')
+
+
+def randomize_batchnorm(model: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """Give every BatchNorm non-trivial statistics (so folding matters) and switch to eval."""
+    generator = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            n = module.num_features
+            module.running_mean.copy_(torch.randn(n, generator=generator) * 0.2)
+            module.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
+            module.weight.data.copy_(torch.rand(n, generator=generator) * 2.0 + 1.0)
+            module.bias.data.copy_(torch.randn(n, generator=generator) * 0.3 + 0.2)
+    return model.eval()
+
+
+def random_snn(seed: int) -> SpikingUNet:
+    torch.manual_seed(seed)
+    config = make_config('paper', input_height=32, input_width=32, snn_base_width=4)
+    return randomize_batchnorm(SpikingUNet(config, tau=3.0), seed)
+
+
+def sparse_frame(height: int, width: int, seed: int, density: float = 0.05) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    active = torch.rand(1, 2, height, width, generator=generator) < density
+    counts = torch.randint(1, 4, (1, 2, height, width), generator=generator)
+    return (active * counts).float()
+
+
+@pytest.mark.parametrize('height,width', [(32, 32), (24, 40), (8, 16)])
+def test_sparse_step_equals_dense_over_several_steps(height, width):
+    dense = random_snn(seed=height + width)
+    sparse = SparseSpikingUNet(dense)
+    generator = torch.Generator().manual_seed(7)
+    membranes = [torch.randn(shape, generator=generator) * 0.8
+                 for shape in dense.membrane_shapes(1, height, width)]
+    dense_state, sparse_state = membranes, membranes
+    fired = 0.0
+    with torch.inference_mode():
+        for step in range(4):
+            frame = sparse_frame(height, width, seed=step)
+            expected, dense_state, expected_spikes = dense.step(frame, dense_state)
+            actual, sparse_state, actual_spikes = sparse.step(frame, sparse_state)
+            torch.testing.assert_close(actual, expected, atol=1e-4, rtol=0)
+            for e, a in zip(dense_state, sparse_state):
+                torch.testing.assert_close(a, e, atol=1e-4, rtol=0)
+            for e, a in zip(expected_spikes, actual_spikes):
+                assert torch.equal(a, e)
+            fired += float(sum(s.sum() for s in expected_spikes))
+    assert fired > 100   # the comparison covers real spikes, not an all-silent network
+
+
+def test_fused_upsampled_kernel_is_conv_of_upsampled_impulse():
+    generator = torch.Generator().manual_seed(0)
+    weight = torch.randn(3, 2, 5, 5, generator=generator)   # [C_out, C_in, 5, 5]
+    fused = fuse_upsampled_conv(weight.permute(1, 2, 3, 0).numpy().copy())
+    impulse = torch.zeros(1, 2, 8, 8)
+    impulse[0, 1, 4, 3] = 1.0                               # an interior input, channel 1
+    expected = F.conv2d(upsample2x(impulse), weight, padding=2)[0].permute(1, 2, 0)
+    placed = torch.zeros(16, 16, 3)
+    placed[2 * 4 - 3:2 * 4 + 5, 2 * 3 - 3:2 * 3 + 5] = torch.from_numpy(fused[1])
+    torch.testing.assert_close(placed, expected, atol=1e-5, rtol=0)
+
+
+def test_bundled_weights_give_the_same_poses_on_events():
+    loaded = load_checkpoint(WEIGHTS)
+    config = loaded.model.config
+    geometry = SensorGeometry.for_sensor(346, 260, config.input_width, config.input_height)
+    events = moving_blob_events()
+    dense = HybridEstimator(prepare_for_inference(loaded.model), geometry)
+    sparse = HybridEstimator(prepare_for_inference(loaded.model, snn_backend='sparse'),
+                             geometry)
+    expected, actual = run_offline(dense, events), run_offline(sparse, events)
+    assert len(expected) >= 20 and len(actual) == len(expected)
+    for e, a in zip(expected, actual):
+        np.testing.assert_allclose(a.xy, e.xy, atol=1e-3)
+        np.testing.assert_allclose(a.confidence, e.confidence, atol=1e-4)
+        assert a.firing_rates == pytest.approx(e.firing_rates, abs=1e-6)
+    assert max(max(p.firing_rates.values()) for p in expected) > 0
+
+
+def test_pure_snn_window_matches():
+    torch.manual_seed(3)
+    config = make_config('paper', input_height=32, input_width=32, snn_base_width=4)
+    model = randomize_batchnorm(PureSNN(config), seed=3)
+    frames = torch.stack([sparse_frame(32, 32, seed=s, density=0.2) for s in range(5)], dim=1)
+    with torch.inference_mode():
+        expected = model.forward_window(frames)['heatmaps']
+        actual = use_sparse_snn(prepare_for_inference(model)).forward_window(frames)['heatmaps']
+    torch.testing.assert_close(actual, expected, atol=1e-4, rtol=0)
+
+
+def test_clear_errors():
+    sparse = SparseSpikingUNet(random_snn(seed=1))
+    membranes = [torch.zeros(s) for s in random_snn(seed=1).membrane_shapes(1, 16, 16)]
+    with pytest.raises(ValueError, match='steps one sample'):
+        sparse.step(torch.zeros(2, 2, 16, 16), membranes)
+    with pytest.raises(ValueError, match='expected 9 membranes'):
+        sparse.step(torch.zeros(1, 2, 16, 16), membranes[:3])
+    with pytest.raises(ValueError, match='static_conv: membrane'):
+        sparse.step(torch.zeros(1, 2, 16, 16), [torch.zeros(s) for s in
+                                                random_snn(1).membrane_shapes(1, 8, 8)])
+    with pytest.raises(ValueError, match='call .eval'):
+        SparseSpikingUNet(random_snn(seed=1).train())
+    with pytest.raises(TypeError, match='no dense SpikingUNet'):
+        use_sparse_snn(HybridPoseNet(make_config('cpu')).ann)
+    with pytest.raises(ValueError, match='unknown snn_backend'):
+        prepare_for_inference(random_snn(seed=1), snn_backend='fast')
