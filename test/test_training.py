@@ -161,6 +161,25 @@ def test_flip_batches(toy_data):
     assert torch.equal(flipped['joints'][1], plain['joints'][1])
 
 
+def test_tail_split_keeps_validation_labels_out_of_training(toy_data):
+    dataset = WindowDataset.build(toy_data, 'train', [2, 3], CONFIG, step_ann=True,
+                                  progress=False)
+    train_windows, validation, pool = dataset.tail_split(0.3)
+    arrays = dataset.arrays
+    assert len(train_windows) and len(validation) and len(pool) < dataset.pool_size
+    assert not set(train_windows) & set(validation)
+    for source in range(len(dataset.sources)):
+        mine_train = train_windows[arrays['window_source'][train_windows] == source]
+        mine_val = validation[arrays['window_source'][validation] == source]
+        mine_pool = pool[arrays['ann_source'][pool] == source]
+        cut = arrays['start_us'][mine_val].min()
+        assert (arrays['start_us'][mine_train] + CONFIG.window_us <= cut).all()
+        assert (arrays['ann_time_us'][mine_pool] <= cut).all()
+        assert set(arrays['next_index'][mine_train]) <= set(pool)   # state targets train too
+    with pytest.raises(ValueError, match='fraction'):
+        dataset.tail_split(1.0)
+
+
 def test_config_overrides():
     config = load_config('config/train_cpu.yaml', ['ann.lr=2e-4', 'model.input_height=32',
                                                    'cameras=[2, 3]'])
@@ -221,6 +240,14 @@ def test_train_resume_evaluate_end_to_end(toy_data, tmp_path):
     kept = load_checkpoint(os.path.join(best, 'ann.pt')).metadata
     assert kept['val_mpjpe_px'] == pytest.approx(min(errors))
     assert kept['best_epoch'] == kept['epochs'] == 1 + errors.index(min(errors))
+    # init_hybrid: fine-tuning starts from the given hybrid (lr 0 keeps its weights)
+    tuned = str(tmp_path / 'tuned')
+    train(load_config('config/train_cpu.yaml', sets + [
+        f'out_dir={tuned}', 'stages=hybrid', f'init_hybrid={out}/hybrid.pt', 'hybrid.lr=0',
+        'hybrid.epochs=1']), log=lambda _: None)
+    start = dict(hybrid.model.named_parameters())
+    for name, value in load_checkpoint(os.path.join(tuned, 'hybrid.pt')).model.named_parameters():
+        assert torch.equal(value, start[name]), name
     # evaluation of the four models on the test split, two cameras -> 3D
     evaluate_cli.main(['--run-dir', out, '--data', toy_data, '--cameras', '2', '3',
                        '--device', 'cpu', '--quiet', '--energy-windows', '2'])

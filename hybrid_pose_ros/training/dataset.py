@@ -326,6 +326,28 @@ class WindowDataset:
         keys = [os.path.join(s.folder, s.name) for s in self.sources]
         return [keys[k] for k in self.arrays['window_source']]
 
+    def tail_split(self, fraction: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """
+        Split every recording in time: its last ``fraction`` validates, the rest trains.
+
+        Returns ``(train_windows, validation_windows, train_pool)`` indices. A training window
+        ends (with the ANN input at its end) before its recording's cut, validation windows
+        start at or after it, and training ANN inputs lie before it, so no label is shared.
+        """
+        if not 0.0 < fraction < 1.0:
+            raise ValueError(f'validation fraction must be in (0, 1), got {fraction}')
+        start, source = self.arrays['start_us'], self.arrays['window_source']
+        cut = np.zeros(len(self.sources), dtype=np.int64)
+        for k in range(len(self.sources)):
+            mine = start[source == k]
+            if len(mine):
+                first, end = int(mine.min()), int(mine.max()) + self.config.window_us
+                cut[k] = first + int((1.0 - fraction) * (end - first))
+        train = np.flatnonzero(start + self.config.window_us <= cut[source])
+        validation = np.flatnonzero(start >= cut[source])
+        pool = np.flatnonzero(self.arrays['ann_time_us'] <= cut[self.arrays['ann_source']])
+        return train, validation, pool
+
     def nbytes(self) -> int:
         """Return the memory held by the arrays."""
         return int(sum(a.nbytes for a in self.arrays.values()))

@@ -74,6 +74,7 @@ DEFAULTS: dict[str, Any] = {
     'step_ann_train': True,
     'max_recordings': None,
     'val_split': 'test',
+    'val_fraction': 0.15,
     'val_max_windows': 256,
     'val_batch_size': 32,
     'augment_flip': False,
@@ -81,6 +82,7 @@ DEFAULTS: dict[str, Any] = {
     'tensorboard': True,
     'num_threads': None,
     'init_ann': None,
+    'init_hybrid': None,
     'keep_best': False,
     'ann': {'epochs': 5, 'batch_size': 8, 'lr': 1.0e-4, 'max_minutes': None,
             'max_batches': None},
@@ -311,6 +313,7 @@ class Trainer:
         self.geometry = None
         self.train_set: WindowDataset | None = None
         self.val_set: WindowDataset | None = None
+        self.train_windows = self.train_pool = self.val_index = np.zeros(0, dtype=np.int64)
         self.train_data: DeviceData | None = None
         self.val_data: DeviceData | None = None
         self.started = time.time()
@@ -348,15 +351,26 @@ class Trainer:
             return
         start = time.time()
         self.train_set = self._dataset('train', bool(self.config['step_ann_train']))
-        self.log(f'train: {len(self.train_set)} windows, {self.train_set.pool_size} ANN inputs '
+        self.train_windows = np.arange(len(self.train_set))
+        self.train_pool = np.arange(self.train_set.pool_size)
+        if self.config['val_split'] == 'train_tail':
+            self.train_windows, self.val_index, self.train_pool = self.train_set.tail_split(
+                float(self.config['val_fraction']))
+            self.val_set = self.train_set
+        else:
+            try:
+                self.val_set = self._dataset(self.config['val_split'], False)
+                self.val_index = np.arange(len(self.val_set))
+            except ValueError as error:
+                self.log(f'no validation: {error}')
+        self.log(f'train: {len(self.train_windows)} windows, {len(self.train_pool)} ANN inputs '
                  f'({self.train_set.nbytes() / 2**20:.0f} MiB)')
-        try:
-            self.val_set = self._dataset(self.config['val_split'], False)
-            self.log(f'validation ({self.config["val_split"]}): {len(self.val_set)} windows')
-        except ValueError as error:
-            self.log(f'no validation: {error}')
-        self.train_data = self.train_set.to_device(self.runtime.device)
         if self.val_set is not None:
+            self.log(f'validation ({self.config["val_split"]}): {len(self.val_index)} windows')
+        self.train_data = self.train_set.to_device(self.runtime.device)
+        if self.val_set is self.train_set:
+            self.val_data = self.train_data
+        elif self.val_set is not None:
             self.val_data = self.val_set.to_device(self.runtime.device)
         self.log(f'data ready in {time.time() - start:.1f} s on {self.runtime.device}')
 
@@ -372,11 +386,12 @@ class Trainer:
             return ann, AnnObjective(ann, self.sigma)
         if stage == 'hybrid':
             model = HybridPoseNet(config)
-            ann = load_checkpoint(self.config['init_ann'] or self.path('ann.pt'),
-                                  map_location='cpu')
-            if ann.kind != 'ann' or ann.config.to_dict() != config.to_dict():
-                raise ValueError(f'{ann.path} is not an ANN of this model configuration')
-            model.ann.load_state_dict(ann.model.state_dict())
+            if self.config['init_hybrid']:   # fine-tune a trained hybrid (its ANN included)
+                start = self._load_matching(self.config['init_hybrid'], 'hybrid')
+                model.load_state_dict(start.state_dict())
+            else:
+                model.ann.load_state_dict(self._load_matching(
+                    self.config['init_ann'] or self.path('ann.pt'), 'ann').state_dict())
             model.freeze_ann()
             weights = self.config['hybrid']
             return model, HybridObjective(model, self.sigma, float(weights['heatmap_weight']),
@@ -384,13 +399,19 @@ class Trainer:
         model = PureSNN(config)
         return model, PureSnnObjective(model, self.sigma)
 
+    def _load_matching(self, path: str, kind: str) -> nn.Module:
+        loaded = load_checkpoint(path, map_location='cpu')
+        if loaded.kind != kind or loaded.config.to_dict() != self.model_config.to_dict():
+            raise ValueError(f'{loaded.path} is not a {kind} model of this configuration')
+        return loaded.model.float()
+
     def _train_index(self, stage: str) -> np.ndarray:
         arrays = self.train_set.arrays
         if stage == 'ann':
-            return np.flatnonzero(arrays['ann_valid'])
+            return np.intersect1d(np.flatnonzero(arrays['ann_valid']), self.train_pool)
         if stage == 'hybrid':
-            return np.flatnonzero(arrays['next_index'] >= 0)
-        return np.arange(len(self.train_set))
+            return np.intersect1d(np.flatnonzero(arrays['next_index'] >= 0), self.train_windows)
+        return self.train_windows
 
     def _batch(self, stage: str, index: torch.Tensor, flip: torch.Tensor | None):
         if stage == 'ann':
@@ -400,9 +421,12 @@ class Trainer:
     @torch.no_grad()
     def validate(self, stage: str, model: nn.Module) -> float | None:
         """Return the validation 2D MPJPE (sensor px; mean over the window for SNN stages)."""
-        if self.val_set is None or len(self.val_set) == 0:
+        if self.val_set is None or len(self.val_index) == 0:
             return None
-        index = np.arange(len(self.val_set))[:self.config['val_max_windows']]
+        index = self.val_index
+        if len(index) > int(self.config['val_max_windows']):   # evenly over the recordings
+            index = index[np.linspace(0, len(index) - 1, int(self.config['val_max_windows']))
+                          .astype(np.int64)]
         batch_size = int(self.config['val_batch_size'])
         was_training = model.training
         model.eval()
