@@ -12,7 +12,8 @@ the conv are fused into one 8x8 stride-2 kernel per input channel: 64 taps per s
 4 upsampled values x 25 taps. Inputs on the first or last row or column take the exact two-stage
 path, because the upsampling clamps there. The LIF update of a layer collects the spike list
 that the next layers scatter. Everything runs on the BatchNorm-folded weights in channels-last
-layout, in kernels compiled by Numba (cached on disk after the first compile).
+layout, in kernels compiled by Numba (cached on disk after the first compile) that release the
+GIL, so the node's ANN thread runs beside them.
 
 :class:`SparseSpikingUNet` has the same :meth:`step` as :class:`SpikingUNet`, so
 ``use_sparse_snn(model)`` swaps it into a hybrid or pure-SNN model for inference; the outputs
@@ -30,7 +31,7 @@ UPSAMPLE_STENCIL = np.array([0.25, 0.75, 0.75, 0.25], dtype=np.float32)
 """Weights of input row ``y`` on upsampled rows ``2y-1 .. 2y+2`` (bilinear x2, no corners)."""
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, nogil=True)
 def _lif(current: np.ndarray, v_in: np.ndarray, v_out: np.ndarray, spikes: np.ndarray,
          active: np.ndarray, weight: np.float32, threshold: np.float32) -> int:
     """LIF step on ``[H, W, C]`` arrays; writes spikes, the reset membrane and the spike list."""
@@ -57,7 +58,7 @@ def _lif(current: np.ndarray, v_in: np.ndarray, v_out: np.ndarray, spikes: np.nd
     return count
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, nogil=True)
 def _scatter_conv(active: np.ndarray, count: int, channel_offset: int, values: np.ndarray,
                   weight: np.ndarray, stride: int, pad: int, out: np.ndarray) -> None:
     """Add ``values[i] * W[c]`` of every active input to the conv output ``[Ho, Wo, C_out]``."""
@@ -80,7 +81,7 @@ def _scatter_conv(active: np.ndarray, count: int, channel_offset: int, values: n
                     out[row, col, o] += value * weight[c, dy, dx, o]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _stencil_weight(index: int, tap: int, size: int) -> np.float32:
     """Weight of input ``index`` on upsampled position ``2*index - 1 + tap`` (0 if none)."""
     position = 2 * index - 1 + tap
@@ -91,7 +92,7 @@ def _stencil_weight(index: int, tap: int, size: int) -> np.float32:
     return UPSAMPLE_STENCIL[tap]
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, nogil=True)
 def _scatter_upsampled_conv(active: np.ndarray, count: int, channel_offset: int,
                             fused: np.ndarray, weight: np.ndarray, in_h: int, in_w: int,
                             out: np.ndarray) -> None:
