@@ -10,7 +10,8 @@ from hybrid_pose_ros.model.config import make_config
 from hybrid_pose_ros.model.hybrid import HybridPoseNet, PureSNN
 from hybrid_pose_ros.model.inference import prepare_for_inference
 from hybrid_pose_ros.model.snn import SpikingUNet, upsample2x
-from hybrid_pose_ros.model.sparse import fuse_upsampled_conv, SparseSpikingUNet, use_sparse_snn
+from hybrid_pose_ros.model.sparse import (
+    fuse_upsampled_conv, SparseSpikingUNet, SpikeList, use_sparse_snn)
 import numpy as np
 import pytest
 import torch
@@ -78,6 +79,21 @@ def test_fused_upsampled_kernel_is_conv_of_upsampled_impulse():
     placed = torch.zeros(16, 16, 3)
     placed[2 * 4 - 3:2 * 4 + 5, 2 * 3 - 3:2 * 3 + 5] = torch.from_numpy(fused[1])
     torch.testing.assert_close(placed, expected, atol=1e-5, rtol=0)
+
+
+def test_layer_current_of_a_concatenation_equals_the_dense_conv():
+    dense = random_snn(seed=5)
+    sparse = SparseSpikingUNet(dense)
+    generator = torch.Generator().manual_seed(2)
+    parts = [(torch.rand(1, 32, 4, 6, generator=generator) < 0.2).float() for _ in range(2)]
+    lists = [SpikeList.from_dense(p[0].permute(1, 2, 0).numpy().copy()) for p in parts]
+    folded = prepare_for_inference(dense).up1
+    with torch.inference_mode():
+        expected = folded(upsample2x(torch.cat(parts, dim=1)))[0].permute(1, 2, 0)
+    actual = torch.from_numpy(sparse.layer_current('up1', lists))
+    torch.testing.assert_close(actual, expected, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match='unknown layer'):
+        sparse.layer_current('up4', lists)
 
 
 def test_bundled_weights_give_the_same_poses_on_events():

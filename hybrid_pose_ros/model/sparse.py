@@ -182,18 +182,30 @@ class _Layer:
         return out
 
 
-class _Spikes:
-    """A layer's spikes: the dense ``[H, W, C]`` map and the list of active ``(y, x, c)``."""
+class SpikeList:
+    """
+    A layer's input in both forms: the dense ``[H, W, C]`` map and its active ``(y, x, c)``.
 
-    def __init__(self, dense: np.ndarray, active: np.ndarray, count: int) -> None:
+    ``values`` holds the active entries' values, or None for binary spikes (all ones).
+    """
+
+    def __init__(self, dense: np.ndarray, active: np.ndarray, count: int,
+                 values: np.ndarray | None = None) -> None:
         self.dense = dense
         self.active = active
         self.count = count
+        self.values = values
 
-    @property
-    def ones(self) -> np.ndarray:
-        """Return unit values for the active inputs (spikes are binary)."""
-        return np.ones(self.count, dtype=np.float32)
+    @classmethod
+    def from_dense(cls, dense: np.ndarray, binary: bool = True) -> 'SpikeList':
+        """List the nonzero entries of a ``[H, W, C]`` array (with their values unless binary)."""
+        nonzero = np.nonzero(dense)
+        values = None if binary else dense[nonzero].astype(np.float32)
+        return cls(dense, np.stack(nonzero, axis=1).astype(np.int32), len(nonzero[0]), values)
+
+    def scale(self) -> np.ndarray:
+        """Return the value of every active entry."""
+        return np.ones(self.count, np.float32) if self.values is None else self.values
 
 
 def _hwc(tensor: torch.Tensor) -> np.ndarray:
@@ -230,7 +242,7 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
         self.step(torch.zeros(1, self.config.snn_in_channels, 8, 8), self.zero_membranes(1, 8, 8))
 
     def _fire(self, name: str, current: np.ndarray, membrane: torch.Tensor,
-              new_membranes: Membranes) -> _Spikes:
+              new_membranes: Membranes) -> SpikeList:
         v_in = _hwc(membrane)
         if v_in.shape != current.shape:
             raise ValueError(f'{name}: membrane {tuple(membrane.shape)} does not fit the '
@@ -241,21 +253,20 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
         count = _lif(current, v_in, v_out, dense, active, self.charge_weight,
                      np.float32(self.v_threshold))
         new_membranes.append(_nchw(v_out))
-        return _Spikes(dense, active, count)
+        return SpikeList(dense, active, count)
 
-    def _conv(self, name: str, inputs: list[_Spikes], height: int, width: int,
-              values: np.ndarray | None = None) -> np.ndarray:
+    def _conv(self, name: str, inputs: list[SpikeList]) -> np.ndarray:
         layer = self.layers[name]
-        out = layer.output(height, width)
+        height, width = inputs[0].dense.shape[:2]
+        out = layer.output(height // layer.stride, width // layer.stride)
         offset = 0
         for spikes in inputs:
-            scale = spikes.ones if values is None else values
-            _scatter_conv(spikes.active, spikes.count, offset, scale, layer.weight,
+            _scatter_conv(spikes.active, spikes.count, offset, spikes.scale(), layer.weight,
                           layer.stride, layer.pad, out)
             offset += spikes.dense.shape[2]
         return out
 
-    def _upsampled_conv(self, name: str, inputs: list[_Spikes]) -> np.ndarray:
+    def _upsampled_conv(self, name: str, inputs: list[SpikeList]) -> np.ndarray:
         layer = self.layers[name]
         in_h, in_w = inputs[0].dense.shape[:2]
         out = layer.output(2 * in_h, 2 * in_w)
@@ -266,23 +277,16 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
             offset += spikes.dense.shape[2]
         return out
 
-    def layer_current(self, name: str, inputs: np.ndarray) -> np.ndarray:
+    def layer_current(self, name: str, inputs: list[SpikeList]) -> np.ndarray:
         """
-        Return one layer's input current (conv + folded BN) for a dense ``[H, W, C_in]`` input.
+        Return one layer's input current (conv + folded BN), ``[Ho, Wo, C_out]``.
 
-        ``inputs`` are the layer's conv inputs (for ``up*`` and ``head`` the concatenation,
-        before any upsampling); only their nonzero entries do work. Returns ``[Ho, Wo, C_out]``.
+        ``inputs`` are the layer's conv inputs in channel order (the parts of a concatenation;
+        for ``up*`` before the upsampling); only their active entries do work.
         """
         if name not in self.layers:
             raise ValueError(f'unknown layer {name!r}; layers: {", ".join(self.layers)}')
-        nonzero = np.nonzero(inputs)
-        spikes = _Spikes(inputs, np.stack(nonzero, axis=1).astype(np.int32), len(nonzero[0]))
-        height, width = inputs.shape[:2]
-        if name.startswith('up'):
-            return self._upsampled_conv(name, [spikes])
-        stride = self.layers[name].stride
-        return self._conv(name, [spikes], height // stride, width // stride,
-                          values=inputs[nonzero].astype(np.float32))
+        return (self._upsampled_conv if name.startswith('up') else self._conv)(name, inputs)
 
     @torch.inference_mode()
     def step(self, frame: torch.Tensor, membranes: Membranes
@@ -298,29 +302,25 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
         if frame.dim() != 4 or frame.shape[0] != 1:
             raise ValueError(f'the sparse SNN steps one sample: frame must be [1, C, H, W], '
                              f'got {tuple(frame.shape)}')
-        height, width = frame.shape[2], frame.shape[3]
-        counts = _hwc(frame)
-        nonzero = np.nonzero(counts)
-        events = _Spikes(counts, np.stack(nonzero, axis=1).astype(np.int32), len(nonzero[0]))
+        events = SpikeList.from_dense(_hwc(frame), binary=False)
         new_membranes: Membranes = []
         state = iter(membranes)
 
-        def fire(name: str, current: np.ndarray) -> _Spikes:
+        def fire(name: str, current: np.ndarray) -> SpikeList:
             return self._fire(name, current, next(state), new_membranes)
 
-        x_in = fire('static_conv', self._conv('static_conv', [events], height, width,
-                                              values=counts[nonzero]))
-        x1 = fire('down1', self._conv('down1', [x_in], height // 2, width // 2))
-        x2 = fire('down2', self._conv('down2', [x1], height // 4, width // 4))
-        x3 = fire('down3', self._conv('down3', [x2], height // 8, width // 8))
-        mid = fire('res_conv1', self._conv('res_conv1', [x3], height // 8, width // 8))
-        residual = self._conv('res_conv2', [mid], height // 8, width // 8)
+        x_in = fire('static_conv', self._conv('static_conv', [events]))
+        x1 = fire('down1', self._conv('down1', [x_in]))
+        x2 = fire('down2', self._conv('down2', [x1]))
+        x3 = fire('down3', self._conv('down3', [x2]))
+        mid = fire('res_conv1', self._conv('res_conv1', [x3]))
+        residual = self._conv('res_conv2', [mid])
         residual += x3.dense
         r1 = fire('res_conv2', residual)
         u1 = fire('up1', self._upsampled_conv('up1', [r1, x3]))
         u2 = fire('up2', self._upsampled_conv('up2', [u1, x2]))
         u3 = fire('up3', self._upsampled_conv('up3', [u2, x1]))
-        out = self._conv('head', [u3, x_in], height, width)
+        out = self._conv('head', [u3, x_in])
         spikes = tuple(_nchw(s.dense) for s in (x_in, x1, x2, x3, mid, r1, u1, u2, u3))
         return _nchw(out), new_membranes, spikes
 
