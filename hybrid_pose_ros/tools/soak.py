@@ -31,6 +31,7 @@ from typing import Any
 from hybrid_pose_ros.ros.replay import replay
 import numpy as np
 
+RSS_SAMPLE_PERIOD_S = 5.0
 DEFAULT_BAG = pathlib.Path(__file__).resolve().parents[2] / 'bags' / 'sample_bag'
 COUNTERS = ('messages', 'decode_errors', 'messages_lost', 'size_dropped', 'events_out_of_sensor',
             'events_time_outliers', 'bins_dropped', 'windows_dropped', 'step_errors',
@@ -107,7 +108,7 @@ class Monitor:
 
 def table(report: dict[str, Any]) -> str:
     """Format the report as a two-column text table."""
-    rows = [(k, v) for k, v in report.items() if not isinstance(v, dict)]
+    rows = [(k, v) for k, v in report.items() if not isinstance(v, (dict, list))]
     rows += [(f'node {k}', v) for k, v in report['node_counters'].items()]
     width = max(len(k) for k, _ in rows)
     return '\n'.join(f'{k:<{width}}  {v}' for k, v in rows)
@@ -178,7 +179,7 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
                 next_injection += args.malformed_every
             if now >= next_sample:
                 rss_mb.append(process.memory_info().rss / 2**20)
-                next_sample += 5.0
+                next_sample += RSS_SAMPLE_PERIOD_S
         stop.set()
         replayer.join(timeout=10.0)
         settle = time.monotonic() + 3.0
@@ -213,6 +214,9 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
         'rss_end_mb': round(rss_mb[-1], 1) if rss_mb else None,
         'rss_peak_mb': round(max(rss_mb), 1) if rss_mb else None,
         'rss_growth_mb': round(rss_mb[-1] - rss_mb[0], 1) if rss_mb else None,
+        'rss_growth_percent': round(100.0 * (rss_mb[-1] / rss_mb[0] - 1.0), 2) if rss_mb else None,
+        'rss_samples_mb': [round(value, 1) for value in rss_mb],
+        'rss_sample_period_s': RSS_SAMPLE_PERIOD_S,
         'node_exit_code': node_process.returncode,
         'node_log': log_path,
         'node_counters': {k: int(values[k]) for k in COUNTERS if k in values},
@@ -229,10 +233,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--rate', type=float, default=2.0, help='replay speed (default 2x)')
     parser.add_argument('--malformed-every', type=float, default=3.0, metavar='SECONDS',
                         help='seconds between malformed messages (default 3)')
-    parser.add_argument('--warmup', type=float, default=10.0, metavar='SECONDS',
-                        help='seconds before the first RSS sample (default 10)')
+    parser.add_argument('--warmup', type=float, default=60.0, metavar='SECONDS',
+                        help='seconds before the first RSS sample, the growth baseline '
+                        '(default 60: growth is reported from minute 1 to the end)')
     parser.add_argument('--checkpoint', default='', help='model checkpoint (default: bundled)')
-    parser.add_argument('--threads', type=int, default=2, help='torch threads of the node')
+    parser.add_argument('--threads', type=int, default=1,
+                        help='torch threads of the node (default 1, the node default)')
     parser.add_argument('--json', help='also write the report to this file')
     args = parser.parse_args(argv)
     if not pathlib.Path(args.bag).exists():
