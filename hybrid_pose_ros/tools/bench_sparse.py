@@ -178,6 +178,7 @@ def bench_steps(model: HybridPoseNet, windows: Windows, threads: int) -> dict[st
     result['mean_firing_rate'] = float(np.mean(rates))
     result['max_abs_difference'] = max(float((a - b).abs().max()) for a, b in
                                        zip(heatmaps['dense'], heatmaps['sparse']))
+    result['max_abs_output'] = max(float(h.abs().max()) for h in heatmaps['dense'])
     result['threads'] = threads
     return result
 
@@ -227,4 +228,5 @@ def print_sparse(results: dict[str, Any]) -> None:
               f'firing {steps["mean_firing_rate"]:.1%}): dense {steps["dense"]["median_ms"]:.2f}'
               f' ms (p99 {steps["dense"]["p99_ms"]:.2f}), sparse '
               f'{steps["sparse"]["median_ms"]:.2f} ms (p99 {steps["sparse"]["p99_ms"]:.2f}): '
-              f'**{steps["ratio"]:.1f}x**; max |dense - sparse| {steps["max_abs_difference"]:.1e}')
+              f'**{steps["ratio"]:.1f}x**; max |dense - sparse| {steps["max_abs_difference"]:.1e}'
+              f' (outputs up to {steps["max_abs_output"]:.3g})')
