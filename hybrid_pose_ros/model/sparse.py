@@ -11,7 +11,9 @@ The decoder's ``conv5x5(up2x(s))`` is linear in the spikes ``s``, so the bilinea
 the conv are fused into one 8x8 stride-2 kernel per input channel: 64 taps per spike instead of
 4 upsampled values x 25 taps. Inputs on the first or last row or column take the exact two-stage
 path, because the upsampling clamps there. The LIF update of a layer collects the spike list
-that the next layers scatter. Everything runs on the BatchNorm-folded weights in channels-last
+that the next layers scatter, in position order; a layer whose weights outweigh its output
+(``up1``, the residual convs of ``paper``) scatters it channel by channel instead, so each weight
+slice is read from memory once per step rather than once per spike. Everything runs on the BatchNorm-folded weights in channels-last
 layout, in kernels compiled by Numba (cached on disk after the first compile) that release the
 GIL, so the node's ANN thread runs beside them.
 
@@ -56,6 +58,22 @@ def _lif(current: np.ndarray, v_in: np.ndarray, v_out: np.ndarray, spikes: np.nd
                     spikes[y, x, c] = 0.0
                 v_out[y, x, c] = v
     return count
+
+
+@numba.njit(cache=True, nogil=True)
+def _sort_by_channel(active: np.ndarray, count: int, channels: int) -> np.ndarray:
+    """Return the first ``count`` rows of ``active`` ordered by channel (stable counting sort)."""
+    starts = np.zeros(channels + 1, dtype=np.int64)
+    for i in range(count):
+        starts[active[i, 2] + 1] += 1
+    for c in range(channels):
+        starts[c + 1] += starts[c]
+    ordered = np.empty((count, 3), dtype=np.int32)
+    for i in range(count):
+        c = active[i, 2]
+        ordered[starts[c]] = active[i]
+        starts[c] += 1
+    return ordered
 
 
 @numba.njit(cache=True, fastmath=True, nogil=True)
@@ -195,6 +213,7 @@ class SpikeList:
         self.active = active
         self.count = count
         self.values = values
+        self._by_channel: np.ndarray | None = None
 
     @classmethod
     def from_dense(cls, dense: np.ndarray, binary: bool = True) -> 'SpikeList':
@@ -206,6 +225,20 @@ class SpikeList:
     def scale(self) -> np.ndarray:
         """Return the value of every active entry."""
         return np.ones(self.count, np.float32) if self.values is None else self.values
+
+    def ordered(self, by_channel: bool) -> np.ndarray:
+        """
+        Return the active list in position order (as listed) or grouped by channel.
+
+        Scattering channel by channel keeps one channel's weight slice in cache while its spikes
+        are applied, which wins when a layer's weights are larger than its output. Lists with
+        values (event counts) stay in position order.
+        """
+        if not by_channel or self.values is not None:
+            return self.active
+        if self._by_channel is None:
+            self._by_channel = _sort_by_channel(self.active, self.count, self.dense.shape[2])
+        return self._by_channel
 
 
 def _hwc(tensor: torch.Tensor) -> np.ndarray:
@@ -259,10 +292,11 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
         layer = self.layers[name]
         height, width = inputs[0].dense.shape[:2]
         out = layer.output(height // layer.stride, width // layer.stride)
+        by_channel = layer.weight.nbytes > out.nbytes
         offset = 0
         for spikes in inputs:
-            _scatter_conv(spikes.active, spikes.count, offset, spikes.scale(), layer.weight,
-                          layer.stride, layer.pad, out)
+            _scatter_conv(spikes.ordered(by_channel), spikes.count, offset, spikes.scale(),
+                          layer.weight, layer.stride, layer.pad, out)
             offset += spikes.dense.shape[2]
         return out
 
@@ -270,10 +304,11 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
         layer = self.layers[name]
         in_h, in_w = inputs[0].dense.shape[:2]
         out = layer.output(2 * in_h, 2 * in_w)
+        by_channel = layer.fused.nbytes > out.nbytes
         offset = 0
         for spikes in inputs:
-            _scatter_upsampled_conv(spikes.active, spikes.count, offset, layer.fused,
-                                    layer.weight, in_h, in_w, out)
+            _scatter_upsampled_conv(spikes.ordered(by_channel), spikes.count, offset,
+                                    layer.fused, layer.weight, in_h, in_w, out)
             offset += spikes.dense.shape[2]
         return out
 
