@@ -13,9 +13,9 @@ the conv are fused into one 8x8 stride-2 kernel per input channel: 64 taps per s
 path, because the upsampling clamps there. The LIF update of a layer collects the spike list
 that the next layers scatter, in position order; a layer whose weights outweigh its output
 (``up1``, the residual convs of ``paper``) scatters it channel by channel instead, so each weight
-slice is read from memory once per step rather than once per spike. Everything runs on the BatchNorm-folded weights in channels-last
-layout, in kernels compiled by Numba (cached on disk after the first compile) that release the
-GIL, so the node's ANN thread runs beside them.
+slice is read from memory once per step rather than once per spike. Everything runs on the
+BatchNorm-folded weights in channels-last layout, in kernels compiled by Numba (cached on disk
+after the first compile) that release the GIL, so the node's ANN thread runs beside them.
 
 :class:`SparseSpikingUNet` has the same :meth:`step` as :class:`SpikingUNet`, so
 ``use_sparse_snn(model)`` swaps it into a hybrid or pure-SNN model for inference; the outputs
