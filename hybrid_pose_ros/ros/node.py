@@ -3,12 +3,13 @@
 
 Threads: the event subscription decodes raw CDR with numpy and bins events by event time; at
 each window start it hands the 7500 preceding events to the ANN worker thread and queues the
-bin. A high-rate timer (every 2 ms) steps the SNN through the queued bins, waiting for the ANN
-state only at the bin it was computed for. Subscription and timer share one single-threaded
-executor: rclpy's multi-threaded executor cost so much Python time on two cores that the node
-fell behind (448 of 448 sample-bag poses with one executor thread against 63 with four, p50
-latency 19 ms against 200 ms); the torch work of the ANN thread runs beside it. The published
-poses equal
+bin. Right after each message the same callback steps the SNN through the queued bins (at the
+SNN rate, one step per completed 10 ms bin), waiting for the ANN state only at the bin it was
+computed for; stepping in the callback saves the wake-up of a polling timer. All callbacks
+share one single-threaded executor: rclpy's multi-threaded executor cost so much Python time
+on two cores that the node fell behind (448 of 448 sample-bag poses with one executor thread
+against 63 with four, p50 latency 19 ms against 200 ms); the torch work of the ANN thread and
+the sparse SNN kernels release the GIL. The published poses equal
 :func:`hybrid_pose_ros.estimator.run_offline` on the same events at any replay speed (with
 reliable delivery). No pose is published for bins outside an initialised window.
 
@@ -94,7 +95,6 @@ import torch
 from visualization_msgs.msg import MarkerArray
 
 DEFAULT_CHECKPOINT = 'hybrid_cpu.pt'
-SNN_TIMER_PERIOD_S = 0.002
 STARTUP_ONLY = {'checkpoint', 'device', 'threads', 'snn_backend', 'input_type', 'packet_encoding',
                 'events_topic', 'qos_depth', 'qos_reliability', 'bin_us', 'sensor_width',
                 'sensor_height'}
@@ -252,8 +252,6 @@ class HybridPoseNode(Node):
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         # steady timers: processing must not follow a paused or stopped /clock (use_sim_time)
         steady = Clock(clock_type=ClockType.STEADY_TIME)
-        self.create_timer(SNN_TIMER_PERIOD_S, self._on_snn_timer, clock=steady,
-                          callback_group=MutuallyExclusiveCallbackGroup())
         self.create_timer(self.params['diagnostics_period'], self._publish_diagnostics,
                           clock=steady, callback_group=MutuallyExclusiveCallbackGroup())
 
@@ -300,6 +298,7 @@ class HybridPoseNode(Node):
             self.last_error = f'dropped a message on {self.events_topic}: {error!r}'
             self.get_logger().error(self.last_error + '\n' + traceback.format_exc(),
                                     throttle_duration_sec=LOG_THROTTLE_S)
+        self._step_queued_bins()
 
     def _count_lost(self, info: MessageInfo) -> None:
         """Count gaps in each publisher's sequence numbers (where the rmw provides them)."""
@@ -426,7 +425,7 @@ class HybridPoseNode(Node):
         self._warn('bins_dropped', f'the SNN fell behind: dropped {dropped} queued bin(s)',
                    dropped)
 
-    def _on_snn_timer(self) -> None:
+    def _step_queued_bins(self) -> None:
         while True:
             with self.lock:
                 if not self.queue:
