@@ -186,9 +186,8 @@ class _Layer:
         conv = _folded_conv(module)
         self.weight = np.ascontiguousarray(
             conv.weight.detach().float().permute(1, 2, 3, 0).numpy())
-        out_channels = self.weight.shape[3]
-        bias = conv.bias.detach().float().numpy() if conv.bias is not None else None
-        self.bias = bias if bias is not None else np.zeros(out_channels, dtype=np.float32)
+        self.bias = (conv.bias.detach().float().numpy() if conv.bias is not None
+                     else np.zeros(self.weight.shape[3], dtype=np.float32))
         self.stride = int(conv.stride[0])
         self.pad = int(conv.padding[0])
         self.fused = fuse_upsampled_conv(self.weight) if upsampled else None
@@ -256,8 +255,8 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
     The spiking UNet's step, event-driven: work proportional to the spikes (batch size 1).
 
     Built from a :class:`SpikingUNet`, folded or not (BatchNorm is folded here with its eval
-    statistics); holds no
-    trainable parameters. :meth:`step` takes and returns what :meth:`SpikingUNet.step` does.
+    statistics); holds no trainable parameters. :meth:`step` takes and returns what
+    :meth:`SpikingUNet.step` does.
     """
 
     def __init__(self, snn: SpikingUNet) -> None:
