@@ -95,6 +95,11 @@ def main(argv: list[str] | None = None) -> None:
                         choices=['ingest', 'model', 'sparse', 'e2e'])
     parser.add_argument('--json', default='bench_output/bench.json')
     parser.add_argument('--quick', action='store_true', help='shorter timing (for tests)')
+    parser.add_argument('--threads', type=int, default=1,
+                        help='e2e: the node\'s torch threads (its threads parameter)')
+    parser.add_argument('--snn-backend', default='sparse', choices=('sparse', 'dense'),
+                        help='e2e: the SNN backend of the capacity runs (the other one is '
+                        'measured at 1x as the baseline)')
     args = parser.parse_args(argv)
     results: dict[str, Any] = {}
     if 'ingest' in args.sections:
@@ -124,8 +129,10 @@ def main(argv: list[str] | None = None) -> None:
         bench_sparse.print_sparse(results['sparse'])
     if 'e2e' in args.sections:
         from hybrid_pose_ros.tools import bench_e2e
-        results['e2e'] = bench_e2e.bench_e2e(rates=(1.0, 4.0) if args.quick else
-                                             (1.0, 2.0, 4.0, 8.0))
+        results['e2e'] = bench_e2e.bench_e2e(
+            threads=args.threads, snn_backend=args.snn_backend,
+            baseline_backend='dense' if args.snn_backend == 'sparse' else 'sparse',
+            rates=(1.0, 4.0) if args.quick else (1.0, 1.5, 2.0, 3.0, 4.0, 8.0))
         bench_e2e.print_e2e(results['e2e'])
     pathlib.Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     pathlib.Path(args.json).write_text(json.dumps(results, indent=2))

@@ -43,7 +43,8 @@ def read_messages(bag: pathlib.Path, topic: str) -> list[tuple[int, bytes, int]]
     return out
 
 
-def run_once(messages, rate: float, threads: int, checkpoint: str | None) -> dict[str, Any]:
+def run_once(messages, rate: float, threads: int, checkpoint: str | None,
+             snn_backend: str = 'sparse') -> dict[str, Any]:
     """Replay ``messages`` at ``rate`` into a fresh node process; return its measurements."""
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
@@ -53,6 +54,7 @@ def run_once(messages, rate: float, threads: int, checkpoint: str | None) -> dic
     args = [sys.executable, '-m', 'hybrid_pose_ros.ros.node', '--ros-args',
             '-p', 'input_type:=dvs', '-p', 'events_topic:=/bench/events',
             '-p', 'qos_reliability:=reliable', '-p', f'threads:={threads}',
+            '-p', f'snn_backend:={snn_backend}',
             '-p', 'diagnostics_period:=0.5', '-r', '__ns:=/bench']
     if checkpoint:
         args += ['-p', f'checkpoint:={checkpoint}']
@@ -130,14 +132,27 @@ def summarise(arrivals, published, diagnostics, wall_s: float, cpu: float) -> di
 
 
 def bench_e2e(bag: pathlib.Path = DEFAULT_BAG, topic: str = '/cam3/events', threads: int = 1,
-              checkpoint: str | None = None, rates=(1.0, 2.0, 4.0, 8.0)) -> dict[str, Any]:
-    """Run the real-time replay and the capacity search; return both."""
+              checkpoint: str | None = None, rates=(1.0, 2.0, 4.0, 8.0),
+              snn_backend: str = 'sparse', baseline_backend: str | None = 'dense'
+              ) -> dict[str, Any]:
+    """
+    Run the real-time replay and the capacity search; return both.
+
+    With ``baseline_backend`` the real-time replay is repeated with that SNN backend, so the
+    table holds both paths measured in one run.
+    """
     messages = read_messages(bag, topic)
     events = sum(len(codecs.decode_event_array(raw).events) for _, raw, _ in messages)
     duration_s = (messages[-1][0] - messages[0][0]) / 1e9
+    baseline = None
+    if baseline_backend and baseline_backend != snn_backend:
+        baseline = run_once(messages, 1.0, threads, checkpoint, baseline_backend)
+        baseline.update(rate=1.0, event_rate_mev_s=events / duration_s / 1e6,
+                        snn_backend=baseline_backend)
     runs = []
     for rate in rates:
-        run = run_once(messages, rate, threads, checkpoint)
+        run = run_once(messages, rate, threads, checkpoint, snn_backend)
+        run['snn_backend'] = snn_backend
         run.update(rate=rate, event_rate_mev_s=events / duration_s * rate / 1e6)
         run['sustained'] = (not run['bins_dropped'] and not run['messages_lost']
                             and run['poses'] == (runs[0]['poses'] if runs else run['poses'])
@@ -147,7 +162,7 @@ def bench_e2e(bag: pathlib.Path = DEFAULT_BAG, topic: str = '/cam3/events', thre
             break
     sustained = [r for r in runs if r['sustained']]
     return {'bag': str(bag), 'topic': topic, 'threads': threads, 'real_time': runs[0],
-            'capacity_runs': runs,
+            'baseline_real_time': baseline, 'capacity_runs': runs,
             'capacity_rate': max((r['rate'] for r in sustained), default=0.0),
             'capacity_mev_s': max((r['event_rate_mev_s'] for r in sustained), default=0.0)}
 
@@ -155,12 +170,14 @@ def bench_e2e(bag: pathlib.Path = DEFAULT_BAG, topic: str = '/cam3/events', thre
 def print_e2e(result: dict[str, Any]) -> None:
     """Print the end-to-end and capacity tables."""
     print(f'\n## End to end over DDS ({result["topic"]}, threads {result["threads"]})')
-    print('| rate | Mev/s | poses | bins dropped | p50 ms | p99 ms | SNN Hz | ANN Hz | CPU |')
-    print('|---|---|---|---|---|---|---|---|---|')
-    for r in result['capacity_runs']:
-        print(f'| {r["rate"]:g}x | {r["event_rate_mev_s"]:.2f} | {r["poses"]} | '
-              f'{r["bins_dropped"]} | {r["latency_p50_ms"]:.1f} | {r["latency_p99_ms"]:.1f} | '
-              f'{r["snn_rate_hz"]:.1f} | {r["ann_rate_hz"]:.1f} | {r["node_cpu_cores"]:.2f} |')
+    print('| SNN | rate | Mev/s | poses | bins dropped | p50 ms | p99 ms | SNN Hz | ANN Hz | CPU |')
+    print('|---|---|---|---|---|---|---|---|---|---|')
+    rows = [result['baseline_real_time']] if result.get('baseline_real_time') else []
+    for r in rows + result['capacity_runs']:
+        print(f'| {r["snn_backend"]} | {r["rate"]:g}x | {r["event_rate_mev_s"]:.2f} | '
+              f'{r["poses"]} | {r["bins_dropped"]} | {r["latency_p50_ms"]:.1f} | '
+              f'{r["latency_p99_ms"]:.1f} | {r["snn_rate_hz"]:.1f} | {r["ann_rate_hz"]:.1f} | '
+              f'{r["node_cpu_cores"]:.2f} |')
     print(f'sustained (all poses, no drops, p99 <= {KEEPS_UP_P99_MS:g} ms) up to '
           f'{result["capacity_rate"]:g}x real time = {result["capacity_mev_s"]:.2f} Mev/s of '
           'this bag')
