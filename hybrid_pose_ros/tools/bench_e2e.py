@@ -170,7 +170,8 @@ def bench_e2e(bag: pathlib.Path = DEFAULT_BAG, topic: str = '/cam3/events', thre
 def print_e2e(result: dict[str, Any]) -> None:
     """Print the end-to-end and capacity tables."""
     print(f'\n## End to end over DDS ({result["topic"]}, threads {result["threads"]})')
-    print('| SNN | rate | Mev/s | poses | bins dropped | p50 ms | p99 ms | SNN Hz | ANN Hz | CPU |')
+    print('| SNN | rate | Mev/s | poses | bins dropped | p50 ms | p99 ms | SNN Hz | ANN Hz '
+          '| CPU |')
     print('|---|---|---|---|---|---|---|---|---|---|')
     rows = [result['baseline_real_time']] if result.get('baseline_real_time') else []
     for r in rows + result['capacity_runs']:
