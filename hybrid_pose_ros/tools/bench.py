@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--json', default='bench_output/bench.json')
     parser.add_argument('--quick', action='store_true', help='shorter timing (for tests)')
     parser.add_argument('--threads', type=int, default=1,
-                        help='e2e: the node\'s torch threads (its threads parameter)')
+                        help='e2e: torch threads of the node (its threads parameter)')
     parser.add_argument('--snn-backend', default='sparse', choices=('sparse', 'dense'),
                         help='e2e: the SNN backend of the capacity runs (the other one is '
                         'measured at 1x as the baseline)')
