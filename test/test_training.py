@@ -248,6 +248,13 @@ def test_train_resume_evaluate_end_to_end(toy_data, tmp_path):
     start = dict(hybrid.model.named_parameters())
     for name, value in load_checkpoint(os.path.join(tuned, 'hybrid.pt')).model.named_parameters():
         assert torch.equal(value, start[name]), name
+    train(load_config('config/train_cpu.yaml', sets + [
+        f'out_dir={tuned}', 'stages=pure_snn', f'init_pure_snn={out}/pure_snn.pt',
+        'pure_snn.lr=0', 'pure_snn.epochs=1']), log=lambda _: None)
+    start = dict(after.model.named_parameters())
+    for name, value in load_checkpoint(os.path.join(tuned, 'pure_snn.pt')).model.named_parameters(
+            ):
+        assert torch.equal(value, start[name]), name
     # evaluation of the four models on the test split, two cameras -> 3D
     evaluate_cli.main(['--run-dir', out, '--data', toy_data, '--cameras', '2', '3',
                        '--device', 'cpu', '--quiet', '--energy-windows', '2'])

@@ -83,6 +83,7 @@ DEFAULTS: dict[str, Any] = {
     'num_threads': None,
     'init_ann': None,
     'init_hybrid': None,
+    'init_pure_snn': None,
     'keep_best': False,
     'ann': {'epochs': 5, 'batch_size': 8, 'lr': 1.0e-4, 'max_minutes': None,
             'max_batches': None},
@@ -397,6 +398,9 @@ class Trainer:
             return model, HybridObjective(model, self.sigma, float(weights['heatmap_weight']),
                                           float(weights['state_weight']))
         model = PureSNN(config)
+        if self.config['init_pure_snn']:   # continue training a pure SNN
+            model.load_state_dict(self._load_matching(self.config['init_pure_snn'],
+                                                      'pure_snn').state_dict())
         return model, PureSnnObjective(model, self.sigma)
 
     def _load_matching(self, path: str, kind: str) -> nn.Module:
