@@ -75,3 +75,21 @@ def prepare_for_inference(model: nn.Module, threads: int | None = None,
 def to_channels_last(tensor: torch.Tensor) -> torch.Tensor:
     """Return ``tensor`` in NHWC layout (4-D tensors only; others unchanged)."""
     return tensor.contiguous(memory_format=torch.channels_last) if tensor.dim() == 4 else tensor
+
+
+@torch.inference_mode()
+def warm_up(model: nn.Module) -> None:
+    """
+    Run one window initialisation and one SNN step of a hybrid model on zeros.
+
+    The first call of every conv primitive (oneDNN) and of the sparse kernels (Numba cache load)
+    is slow; a node does it at startup, not at its first bin.
+    """
+    config = model.config
+    parameter = next(model.parameters())
+    ann_input = torch.zeros(1, config.ann_in_channels, config.input_height, config.input_width,
+                            device=parameter.device, dtype=parameter.dtype)
+    frame = torch.zeros(1, config.snn_in_channels, config.input_height, config.input_width,
+                        device=parameter.device, dtype=parameter.dtype)
+    state, _ = model.init_window(to_channels_last(ann_input))
+    model.step(state, frame)

@@ -73,7 +73,7 @@ from hybrid_pose_ros.estimator import BinTask, HybridEstimator, StreamingRunner
 from hybrid_pose_ros.events.binning import EventBinner, screen_events
 from hybrid_pose_ros.events.sensor import SensorGeometry
 from hybrid_pose_ros.model.checkpoint import CheckpointError, load_checkpoint
-from hybrid_pose_ros.model.inference import prepare_for_inference
+from hybrid_pose_ros.model.inference import prepare_for_inference, warm_up
 from hybrid_pose_ros.ros import codecs
 from hybrid_pose_ros.ros.outputs import (
     ImagePlane, pose_array, skeleton_markers, stamp_from_us, visible_joints)
@@ -160,6 +160,9 @@ class HybridPoseNode(Node):
         self.device = select_device(self.params['device'], self.get_logger())
         self.checkpoint = self._load_checkpoint()
         self.snn_backend = self.params['snn_backend'] if self.device.type == 'cpu' else 'dense'
+        self.model = prepare_for_inference(self.checkpoint.model, self.params['threads'],
+                                           snn_backend=self.snn_backend).to(self.device)
+        warm_up(self.model)
         self.runner: StreamingRunner | None = None
         self.geometry: SensorGeometry | None = None
         self.frame_id = self.params['frame_id']
@@ -394,15 +397,13 @@ class HybridPoseNode(Node):
         config = self.checkpoint.config
         self.geometry = SensorGeometry.for_sensor(width, height, config.input_width,
                                                   config.input_height)
-        model = prepare_for_inference(self.checkpoint.model, self.params['threads'],
-                                      snn_backend=self.snn_backend)
         binner = EventBinner(config.bin_us, history_events=config.ann_events,
                              reset_threshold_us=config.window_us)
         with self.lock:
             while self.queue:
                 self._drop_oldest_window()
-            self.runner = StreamingRunner(HybridEstimator(model, self.geometry, self.device),
-                                          binner)
+            self.runner = StreamingRunner(
+                HybridEstimator(self.model, self.geometry, self.device), binner)
         self.resume_us = np.iinfo(np.int64).min
         self.plane = None
 
