@@ -43,11 +43,12 @@ def decode_heatmaps(heatmaps: torch.Tensor, subpixel: bool = False) -> JointEsti
     """
     if heatmaps.dim() < 3:
         raise ValueError(f'heatmaps must be [..., J, H, W], got {tuple(heatmaps.shape)}')
-    maps = heatmaps.detach().float()
+    maps = heatmaps.detach().float().contiguous()   # channels-last input: one copy, fast scans
     height, width = maps.shape[-2:]
     flat = maps.flatten(-2)
-    finite = torch.isfinite(flat).all(dim=-1)
-    safe = torch.where(torch.isfinite(flat), flat, torch.zeros_like(flat))
+    finite_values = torch.isfinite(flat)
+    finite = finite_values.all(dim=-1)
+    safe = torch.where(finite_values, flat, torch.zeros_like(flat))
     peak, index = safe.max(dim=-1)
     row = torch.div(index, width, rounding_mode='floor')
     col = index - row * width
