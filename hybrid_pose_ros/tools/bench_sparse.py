@@ -231,9 +231,10 @@ def print_sparse(results: dict[str, Any]) -> None:
         dense, sparse = steps['dense'], steps['sparse']
         print(f'whole SNN step ({result["step_input"]}; {dense["steps"]} steps, firing '
               f'{steps["mean_firing_rate"]:.1%}, first step of a window '
-              f'{steps["first_steps_firing_rate"]:.1%}): median dense {dense["median_ms"]:.2f} ms, '
-              f'sparse {sparse["median_ms"]:.2f} ms: **{steps["ratio"]:.1f}x**; mean '
-              f'{dense["mean_ms"]:.2f} vs {sparse["mean_ms"]:.2f} ms ({steps["mean_ratio"]:.1f}x); '
+              f'{steps["first_steps_firing_rate"]:.1%}): median dense {dense["median_ms"]:.2f} '
+              f'ms, sparse {sparse["median_ms"]:.2f} ms: **{steps["ratio"]:.1f}x**; mean '
+              f'{dense["mean_ms"]:.2f} vs {sparse["mean_ms"]:.2f} ms '
+              f'({steps["mean_ratio"]:.1f}x); '
               f'first steps {dense["first_steps_mean_ms"]:.2f} vs '
               f'{sparse["first_steps_mean_ms"]:.2f} ms; max |dense - sparse| '
               f'{steps["max_abs_difference"]:.1e} (outputs up to {steps["max_abs_output"]:.3g})')
