@@ -20,7 +20,7 @@ demo: setup
 	$(ROS_ENV) $(PYTHON) -m hybrid_pose_ros.tools.demo --output demo_output
 
 bench: setup
-	$(ROS_ENV) $(PYTHON) -m hybrid_pose_ros.tools.model_bench --json bench_output/model.json
+	$(ROS_ENV) $(PYTHON) -m hybrid_pose_ros.tools.bench --json bench_output/bench.json
 
 clean:
 	rm -rf $(VENV) build demo_output bench_output
