@@ -11,7 +11,7 @@ from hybrid_pose_ros.model.hybrid import HybridPoseNet, PureSNN
 from hybrid_pose_ros.model.inference import prepare_for_inference
 from hybrid_pose_ros.model.snn import SpikingUNet, upsample2x
 from hybrid_pose_ros.model.sparse import (
-    fuse_upsampled_conv, SparseSpikingUNet, SpikeList, use_sparse_snn)
+    DENSE_ABOVE_ACTIVITY, fuse_upsampled_conv, SparseSpikingUNet, SpikeList, use_sparse_snn)
 import numpy as np
 import pytest
 import torch
@@ -46,10 +46,12 @@ def sparse_frame(height: int, width: int, seed: int, density: float = 0.05) -> t
     return (active * counts).float()
 
 
-@pytest.mark.parametrize('height,width', [(32, 32), (24, 40), (8, 16)])
-def test_sparse_step_equals_dense_over_several_steps(height, width):
+@pytest.mark.parametrize('height,width,dense_above', [
+    (32, 32, DENSE_ABOVE_ACTIVITY), (24, 40, DENSE_ABOVE_ACTIVITY), (8, 16, DENSE_ABOVE_ACTIVITY),
+    (24, 40, 1.0), (24, 40, 0.0)])   # 1.0: every layer scatters; 0.0: every layer dense
+def test_sparse_step_equals_dense_over_several_steps(height, width, dense_above):
     dense = random_snn(seed=height + width)
-    sparse = SparseSpikingUNet(dense)
+    sparse = SparseSpikingUNet(dense, dense_above=dense_above)
     generator = torch.Generator().manual_seed(7)
     membranes = [torch.randn(shape, generator=generator) * 0.8
                  for shape in dense.membrane_shapes(1, height, width)]
@@ -83,7 +85,7 @@ def test_fused_upsampled_kernel_is_conv_of_upsampled_impulse():
 
 def test_layer_current_of_a_concatenation_equals_the_dense_conv():
     dense = random_snn(seed=5)
-    sparse = SparseSpikingUNet(dense)
+    sparse = SparseSpikingUNet(dense, dense_above=1.0)
     generator = torch.Generator().manual_seed(2)
     parts = [(torch.rand(1, 32, 4, 6, generator=generator) < 0.2).float() for _ in range(2)]
     lists = [SpikeList.from_dense(p[0].permute(1, 2, 0).numpy().copy()) for p in parts]

@@ -13,21 +13,35 @@ the conv are fused into one 8x8 stride-2 kernel per input channel: 64 taps per s
 path, because the upsampling clamps there. The LIF update of a layer collects the spike list
 that the next layers scatter, in position order; a layer whose weights outweigh its output
 (``up1``, the residual convs of ``paper``) scatters it channel by channel instead, so each weight
-slice is read from memory once per step rather than once per spike. Everything runs on the
+slice is read from memory once per step rather than once per spike. A layer whose inputs are
+more than :data:`DENSE_ABOVE_ACTIVITY` active runs as a dense torch conv instead, so the cost
+of a burst stays near that of a dense step. Everything runs on the
 BatchNorm-folded weights in channels-last layout, in kernels compiled by Numba (cached on disk
 after the first compile) that release the GIL, so the node's ANN thread runs beside them.
 
 :class:`SparseSpikingUNet` has the same :meth:`step` as :class:`SpikingUNet`, so
 ``use_sparse_snn(model)`` swaps it into a hybrid or pure-SNN model for inference; the outputs
-equal the dense path's up to float rounding (tested within 1e-4). It needs no torch threads and
-takes no gradients.
+equal the dense path's up to float rounding (tested within 1e-4). Only the dense fallback uses
+torch threads; nothing takes gradients.
 """
-from hybrid_pose_ros.model.snn import MembraneLayout, Membranes, SNN_LAYERS, SpikingUNet
+import copy
+
+from hybrid_pose_ros.model.snn import (
+    MembraneLayout, Membranes, SNN_LAYERS, SpikingUNet, upsample2x)
 import numba
 import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+DENSE_ABOVE_ACTIVITY = 0.08
+"""
+Above this fraction of nonzero inputs a layer runs as a dense torch conv instead.
+
+The scatter's cost grows with the spikes and the conv's does not: against a one-thread conv the
+break-even of this CPU's layers lies between 5 and 10 % (``hybrid_pose_bench --sections
+sparse``), so a burst of activity costs at most about a dense step.
+"""
 
 UPSAMPLE_STENCIL = np.array([0.25, 0.75, 0.75, 0.25], dtype=np.float32)
 """Weights of input row ``y`` on upsampled rows ``2y-1 .. 2y+2`` (bilinear x2, no corners)."""
@@ -191,6 +205,18 @@ class _Layer:
         self.stride = int(conv.stride[0])
         self.pad = int(conv.padding[0])
         self.fused = fuse_upsampled_conv(self.weight) if upsampled else None
+        self.upsampled = upsampled
+        self.conv = copy.deepcopy(conv).requires_grad_(False).to(
+            memory_format=torch.channels_last)
+
+    def dense_current(self, inputs: list['SpikeList']) -> np.ndarray:
+        """Compute the layer with torch on the dense inputs (the high-activity fallback)."""
+        parts = [torch.from_numpy(spikes.dense).permute(2, 0, 1).unsqueeze(0)
+                 for spikes in inputs]
+        x = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+        x = upsample2x(x) if self.upsampled else x
+        current = self.conv(x.contiguous(memory_format=torch.channels_last))
+        return np.ascontiguousarray(current[0].permute(1, 2, 0).numpy())
 
     def output(self, height: int, width: int) -> np.ndarray:
         """Return a fresh ``[height, width, C_out]`` accumulator holding the bias."""
@@ -259,10 +285,11 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
     :meth:`SpikingUNet.step` does.
     """
 
-    def __init__(self, snn: SpikingUNet) -> None:
+    def __init__(self, snn: SpikingUNet, dense_above: float = DENSE_ABOVE_ACTIVITY) -> None:
         super().__init__()
         if snn.training:
             raise ValueError('the sparse SNN uses BatchNorm eval statistics: call .eval() first')
+        self.dense_above = dense_above
         self.config = snn.config
         self.tau = snn.tau
         self.v_threshold = snn.v_threshold
@@ -270,8 +297,22 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
         self.layers = {name: _Layer(getattr(snn, name), upsampled=name.startswith('up'))
                        for name in SNN_LAYERS}
         self.layers['head'] = _Layer(snn.head)
-        # Compile the kernels now (or load them from Numba's disk cache), not at the first bin.
-        self.step(torch.zeros(1, self.config.snn_in_channels, 8, 8), self.zero_membranes(1, 8, 8))
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Compile the kernels (or load Numba's disk cache) and set up the dense fallback now."""
+        frame = torch.zeros(1, self.config.snn_in_channels, 8, 8)
+        dense_above = self.dense_above
+        try:
+            for self.dense_above in (1.0, -1.0):   # every layer sparse, then every layer dense
+                self.step(frame, self.zero_membranes(1, 8, 8))
+        finally:
+            self.dense_above = dense_above
+
+    def _dense(self, inputs: list[SpikeList]) -> bool:
+        """Whether the layer fed ``inputs`` runs dense (its activity is above the threshold)."""
+        active = sum(spikes.count for spikes in inputs)
+        return active > self.dense_above * sum(spikes.dense.size for spikes in inputs)
 
     def _fire(self, name: str, current: np.ndarray, membrane: torch.Tensor,
               new_membranes: Membranes) -> SpikeList:
@@ -289,6 +330,8 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
 
     def _conv(self, name: str, inputs: list[SpikeList]) -> np.ndarray:
         layer = self.layers[name]
+        if self._dense(inputs):
+            return layer.dense_current(inputs)
         height, width = inputs[0].dense.shape[:2]
         out = layer.output(height // layer.stride, width // layer.stride)
         by_channel = layer.weight.nbytes > out.nbytes
@@ -301,6 +344,8 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
 
     def _upsampled_conv(self, name: str, inputs: list[SpikeList]) -> np.ndarray:
         layer = self.layers[name]
+        if self._dense(inputs):
+            return layer.dense_current(inputs)
         in_h, in_w = inputs[0].dense.shape[:2]
         out = layer.output(2 * in_h, 2 * in_w)
         by_channel = layer.fused.nbytes > out.nbytes
