@@ -463,7 +463,9 @@ class Trainer:
             'wall_time_s': float(state['elapsed_s']), 'device': str(self.runtime.device),
             'device_name': (torch.cuda.get_device_name(self.runtime.device)
                             if self.runtime.device.type == 'cuda' else 'cpu'),
-            'torch': str(torch.__version__), 'train_windows': len(self.train_set),
+            'torch': str(torch.__version__), 'train_windows': len(self.train_windows),
+            'initialised_from': self.config.get(f'init_{stage}') or (
+                self.config['init_ann'] if stage == 'hybrid' else None),
             'val_mpjpe_px': state.get('val_mpjpe_px'), 'stopped_early': bool(state['stopped']),
             'best_epoch': state.get('best_epoch'), 'keep_best': bool(self.config['keep_best']),
             'augment_flip': bool(self.config['augment_flip']), 'sigma': self.sigma,
