@@ -27,14 +27,14 @@ rclpy = pytest.importorskip('rclpy')
 TOPIC = '/test/events'
 INJECT_STEP_FAULT = """
 import sys
-from hybrid_pose_ros.model.hybrid import HybridPoseNet
-original, calls = HybridPoseNet.step, []
-def step(self, *args, **kwargs):
+from hybrid_pose_ros.estimator import HybridEstimator
+original, calls = HybridEstimator.step, []
+def step(self, *args, **kwargs):  # the second bin's step fails (the start-up warm-up is not a bin)
     calls.append(1)
     if len(calls) == 2:
         raise RuntimeError('injected fault')
     return original(self, *args, **kwargs)
-HybridPoseNet.step = step
+HybridEstimator.step = step
 from hybrid_pose_ros.ros.node import main
 main()
 """
