@@ -16,6 +16,8 @@ ANN_MINUTES=${ANN_MINUTES:-2}         # time budget per training stage (epochs c
 HYBRID_MINUTES=${HYBRID_MINUTES:-2.5}
 SNN_MINUTES=${SNN_MINUTES:-1}
 TRAIN_SET=${TRAIN_SET:-}              # extra --set overrides for hybrid_pose_train
+FINETUNE_EPOCHS=${FINETUNE_EPOCHS:-1} # hybrid fine-tune (flip augmentation, batch 8, lr 5e-5);
+                                      # the best epoch on the train_tail validation is kept
 WEIGHTS=${WEIGHTS:-weights}
 
 start=$(date +%s)
@@ -30,6 +32,14 @@ $PY -m hybrid_pose_ros.tools.train --config config/train_cpu.yaml --data "$DATA"
   --cameras $CAMERAS --out-dir "$RUN" --device "$DEVICE" --quiet \
   --set ann.max_minutes="$ANN_MINUTES" --set hybrid.max_minutes="$HYBRID_MINUTES" \
   --set pure_snn.max_minutes="$SNN_MINUTES" "${overrides[@]}"
+if [ "$FINETUNE_EPOCHS" -gt 0 ]; then
+  echo "== fine-tune the hybrid ($(( $(date +%s) - start )) s so far)"
+  $PY -m hybrid_pose_ros.tools.train --config config/train_cpu.yaml --data "$DATA" \
+    --cameras $CAMERAS --out-dir "$RUN/finetune" --device "$DEVICE" --quiet --stage hybrid \
+    "${overrides[@]}" --set init_hybrid="$RUN/hybrid.pt" --set keep_best=true --set augment_flip=true \
+    --set hybrid.batch_size=8 --set hybrid.lr=5e-5 --set hybrid.epochs="$FINETUNE_EPOCHS"
+  cp "$RUN/finetune/hybrid.pt" "$RUN/hybrid.pt"
+fi
 echo "== evaluate ($(( $(date +%s) - start )) s so far)"
 $PY -m hybrid_pose_ros.tools.evaluate --run-dir "$RUN" --data "$DATA" --cameras $CAMERAS \
   --device "$DEVICE" --quiet
