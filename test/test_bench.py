@@ -3,6 +3,7 @@
 import json
 
 from hybrid_pose_ros.tools import bench
+import numpy as np
 import pytest
 
 
@@ -27,6 +28,22 @@ def test_sparse_section_times_every_layer_and_checks_parity():
     steps = result['steps']
     assert steps['dense']['steps'] == steps['sparse']['steps'] == 2
     assert steps['max_abs_difference'] < 1e-4 and steps['mean_firing_rate'] > 0
+
+
+def test_rechunk_recuts_the_bag_into_short_messages_without_losing_events():
+    from hybrid_pose_ros.ros import codecs
+    from hybrid_pose_ros.tools import bench_e2e
+    if not bench_e2e.DEFAULT_BAG.exists():
+        pytest.skip('sample bag not present')
+    messages = bench_e2e.read_messages(bench_e2e.DEFAULT_BAG, '/cam3/events')[:20]
+    recut = bench_e2e.rechunk(messages, 10_000)
+    original = [codecs.decode_event_array(raw).events for _, raw, _ in messages]
+    pieces = [codecs.decode_event_array(raw).events for _, raw, _ in recut]
+    assert len(recut) > len(messages)
+    assert all(p['t'][-1] - p['t'][0] < 10_000 for p in pieces)
+    assert (np.concatenate(pieces) == np.concatenate(original)).all()
+    assert [last for _, _, last in recut] == [int(p['t'][-1]) for p in pieces]
+    assert all(a[0] < b[0] for a, b in zip(recut, recut[1:]))     # publish times increase
 
 
 @pytest.mark.ros

@@ -97,6 +97,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--quick', action='store_true', help='shorter timing (for tests)')
     parser.add_argument('--threads', type=int, default=1,
                         help='e2e: torch threads of the node (its threads parameter)')
+    parser.add_argument('--message-ms', type=float, default=None,
+                        help='e2e: re-cut the bag into messages of this many ms of events '
+                        '(default: replay the messages as recorded)')
     parser.add_argument('--snn-backend', default='sparse', choices=('sparse', 'dense'),
                         help='e2e: the SNN backend of the capacity runs (the other one is '
                         'measured at 1x as the baseline)')
@@ -132,6 +135,7 @@ def main(argv: list[str] | None = None) -> None:
         results['e2e'] = bench_e2e.bench_e2e(
             threads=args.threads, snn_backend=args.snn_backend,
             baseline_backend='dense' if args.snn_backend == 'sparse' else 'sparse',
+            message_us=round(args.message_ms * 1000) if args.message_ms else None,
             rates=(1.0, 4.0) if args.quick else (1.0, 1.5, 2.0, 3.0, 4.0, 8.0))
         bench_e2e.print_e2e(results['e2e'])
     pathlib.Path(args.json).parent.mkdir(parents=True, exist_ok=True)

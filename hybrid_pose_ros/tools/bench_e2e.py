@@ -43,6 +43,29 @@ def read_messages(bag: pathlib.Path, topic: str) -> list[tuple[int, bytes, int]]
     return out
 
 
+def rechunk(messages: list[tuple[int, bytes, int]], period_us: int
+            ) -> list[tuple[int, bytes, int]]:
+    """
+    Re-cut the bag's messages into ``period_us`` slices of event time (as a faster driver would).
+
+    Each new message is published, relative to the first bag message, at the end of its slice.
+    """
+    decoded = [codecs.decode_event_array(raw) for _, raw, _ in messages]
+    events = np.concatenate([d.events for d in decoded])
+    width, height = decoded[0].width, decoded[0].height
+    first_us, first_ns = int(events['t'][0]), messages[0][0]
+    edges = np.arange(first_us, int(events['t'][-1]) + period_us, period_us, dtype=np.int64)
+    bounds = np.searchsorted(events['t'], edges)
+    out = []
+    for lo, hi, start in zip(bounds[:-1], bounds[1:], edges[:-1]):
+        if hi > lo:
+            last = int(events['t'][hi - 1])
+            raw = codecs.encode_event_array(last * 1000, decoded[0].frame_id, height, width,
+                                            events[lo:hi])
+            out.append((first_ns + (int(start) + period_us - first_us) * 1000, raw, last))
+    return out
+
+
 def run_once(messages, rate: float, threads: int, checkpoint: str | None,
              snn_backend: str = 'sparse') -> dict[str, Any]:
     """Replay ``messages`` at ``rate`` into a fresh node process; return its measurements."""
@@ -133,15 +156,18 @@ def summarise(arrivals, published, diagnostics, wall_s: float, cpu: float) -> di
 
 def bench_e2e(bag: pathlib.Path = DEFAULT_BAG, topic: str = '/cam3/events', threads: int = 1,
               checkpoint: str | None = None, rates=(1.0, 2.0, 4.0, 8.0),
-              snn_backend: str = 'sparse', baseline_backend: str | None = 'dense'
-              ) -> dict[str, Any]:
+              snn_backend: str = 'sparse', baseline_backend: str | None = 'dense',
+              message_us: int | None = None) -> dict[str, Any]:
     """
     Run the real-time replay and the capacity search; return both.
 
     With ``baseline_backend`` the real-time replay is repeated with that SNN backend, so the
-    table holds both paths measured in one run.
+    table holds both paths measured in one run. ``message_us`` re-cuts the bag's messages into
+    slices of that length (:func:`rechunk`).
     """
     messages = read_messages(bag, topic)
+    if message_us:
+        messages = rechunk(messages, message_us)
     events = sum(len(codecs.decode_event_array(raw).events) for _, raw, _ in messages)
     duration_s = (messages[-1][0] - messages[0][0]) / 1e9
     baseline = None
@@ -161,7 +187,8 @@ def bench_e2e(bag: pathlib.Path = DEFAULT_BAG, topic: str = '/cam3/events', thre
         if not run['sustained']:
             break
     sustained = [r for r in runs if r['sustained']]
-    return {'bag': str(bag), 'topic': topic, 'threads': threads, 'real_time': runs[0],
+    return {'bag': str(bag), 'topic': topic, 'threads': threads, 'message_us': message_us,
+            'real_time': runs[0],
             'baseline_real_time': baseline, 'capacity_runs': runs,
             'capacity_rate': max((r['rate'] for r in sustained), default=0.0),
             'capacity_mev_s': max((r['event_rate_mev_s'] for r in sustained), default=0.0)}
@@ -169,7 +196,10 @@ def bench_e2e(bag: pathlib.Path = DEFAULT_BAG, topic: str = '/cam3/events', thre
 
 def print_e2e(result: dict[str, Any]) -> None:
     """Print the end-to-end and capacity tables."""
-    print(f'\n## End to end over DDS ({result["topic"]}, threads {result["threads"]})')
+    messages = (f'{result["message_us"] / 1000:g} ms messages' if result.get('message_us')
+                else 'messages as recorded')
+    print(f'\n## End to end over DDS ({result["topic"]}, {messages}, threads '
+          f'{result["threads"]})')
     print('| SNN | rate | Mev/s | poses | bins dropped | p50 ms | p99 ms | SNN Hz | ANN Hz '
           '| CPU |')
     print('|---|---|---|---|---|---|---|---|---|---|')
