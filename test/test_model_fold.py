@@ -1,4 +1,5 @@
 """BatchNorm folding and the other inference preparations keep the model's results."""
+from helpers.streams import randomize_batchnorm
 from hybrid_pose_ros.model.config import make_config
 from hybrid_pose_ros.model.hybrid import HybridPoseNet, PureSNN
 from hybrid_pose_ros.model.inference import (
@@ -15,15 +16,8 @@ def config():
                        snn_base_width=8)
 
 
-def randomize_batchnorm(model: torch.nn.Module, seed: int) -> None:
-    generator = torch.Generator().manual_seed(seed)
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            n = module.num_features
-            module.running_mean.copy_(torch.randn(n, generator=generator) * 0.3)
-            module.running_var.copy_(torch.rand(n, generator=generator) * 2 + 0.2)
-            module.weight.data.copy_(torch.rand(n, generator=generator) * 2.0 + 1.0)
-            module.bias.data.copy_(torch.randn(n, generator=generator) * 0.3 + 0.3)
+FOLD_STATISTICS = {'mean': 0.3, 'var': (2.0, 0.2), 'weight': (2.0, 1.0), 'bias': (0.3, 0.3)}
+"""BatchNorm statistics far from the identity, so that a wrong fold shows."""
 
 
 def inputs(dtype: torch.dtype):
@@ -58,7 +52,7 @@ def assert_windows_match(reference, candidate, ann_input, frames, tolerance):
 def hybrid():
     torch.manual_seed(0)
     model = HybridPoseNet(config())
-    randomize_batchnorm(model, seed=1)
+    randomize_batchnorm(model, seed=1, **FOLD_STATISTICS)
     return model.eval()
 
 
@@ -99,7 +93,7 @@ def test_folded_hybrid_matches_float32_within_1e5(hybrid):
 def test_folded_pure_snn_matches():
     torch.manual_seed(0)
     model = PureSNN(config())
-    randomize_batchnorm(model, seed=2)
+    randomize_batchnorm(model, seed=2, **FOLD_STATISTICS)
     model = model.eval().double()
     _, frames = inputs(torch.float64)
     folded = fold_batchnorm(model)

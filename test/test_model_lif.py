@@ -1,6 +1,7 @@
 """LIF dynamics, the hybrid's state semantics and gradient flow through a whole window."""
 import math
 
+from helpers.streams import randomize_batchnorm
 from hybrid_pose_ros.model.config import make_config
 from hybrid_pose_ros.model.hybrid import HybridPoseNet, PureSNN
 from hybrid_pose_ros.model.lif import atan_surrogate_grad, LIF, lif_step, spike
@@ -14,17 +15,6 @@ SIZE = 32
 def small_config(preset: str = 'paper', **overrides):
     return make_config(preset, input_height=SIZE, input_width=SIZE, ann_base_width=4,
                        snn_base_width=4, **overrides)
-
-
-def randomize_batchnorm(model: torch.nn.Module, seed: int) -> None:
-    generator = torch.Generator().manual_seed(seed)
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            n = module.num_features
-            module.running_mean.copy_(torch.randn(n, generator=generator) * 0.2)
-            module.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
-            module.weight.data.copy_(torch.rand(n, generator=generator) + 0.5)
-            module.bias.data.copy_(torch.randn(n, generator=generator) * 0.2)
 
 
 def event_frames(batch: int, steps: int, seed: int) -> torch.Tensor:

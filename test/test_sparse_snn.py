@@ -2,7 +2,7 @@
 """The event-driven SNN step equals the dense torch step (values, spikes, membranes, poses)."""
 import os
 
-from helpers.streams import moving_blob_events
+from helpers.streams import moving_blob_events, randomize_batchnorm
 from hybrid_pose_ros.estimator import HybridEstimator, run_offline
 from hybrid_pose_ros.events.sensor import SensorGeometry
 from hybrid_pose_ros.model.checkpoint import load_checkpoint
@@ -20,23 +20,14 @@ import torch.nn.functional as F
 WEIGHTS = os.path.join(os.path.dirname(__file__), '..', 'weights', 'hybrid_cpu.pt')
 
 
-def randomize_batchnorm(model: torch.nn.Module, seed: int) -> torch.nn.Module:
-    """Give every BatchNorm non-trivial statistics (so folding matters) and switch to eval."""
-    generator = torch.Generator().manual_seed(seed)
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            n = module.num_features
-            module.running_mean.copy_(torch.randn(n, generator=generator) * 0.2)
-            module.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
-            module.weight.data.copy_(torch.rand(n, generator=generator) * 2.0 + 1.0)
-            module.bias.data.copy_(torch.randn(n, generator=generator) * 0.3 + 0.2)
-    return model.eval()
+SNN_STATISTICS = {'weight': (2.0, 1.0), 'bias': (0.3, 0.2)}
+"""BatchNorm statistics that fold into non-trivial weights and make the layers fire."""
 
 
 def random_snn(seed: int) -> SpikingUNet:
     torch.manual_seed(seed)
     config = make_config('paper', input_height=32, input_width=32, snn_base_width=4)
-    return randomize_batchnorm(SpikingUNet(config, tau=3.0), seed)
+    return randomize_batchnorm(SpikingUNet(config, tau=3.0), seed, **SNN_STATISTICS).eval()
 
 
 def sparse_frame(height: int, width: int, seed: int, density: float = 0.05) -> torch.Tensor:
@@ -119,7 +110,7 @@ def test_bundled_weights_give_the_same_poses_on_events():
 def test_pure_snn_window_matches():
     torch.manual_seed(3)
     config = make_config('paper', input_height=32, input_width=32, snn_base_width=4)
-    model = randomize_batchnorm(PureSNN(config), seed=3)
+    model = randomize_batchnorm(PureSNN(config), seed=3, **SNN_STATISTICS).eval()
     frames = torch.stack([sparse_frame(32, 32, seed=s, density=0.2) for s in range(5)], dim=1)
     with torch.inference_mode():
         expected = model.forward_window(frames)['heatmaps']

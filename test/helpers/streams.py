@@ -48,3 +48,22 @@ def small_checkpoint(path, **overrides):
     save_checkpoint(path, seeded_model(config), config, 'hybrid',
                     metadata={'trained': False, 'purpose': 'tests'})
     return config
+
+
+def randomize_batchnorm(model, seed, mean=0.2, var=(1.0, 0.5), weight=(1.0, 0.5),
+                        bias=(0.2, 0.0)):
+    """
+    Give every BatchNorm2d seeded, non-trivial statistics and affine parameters; return ``model``.
+
+    Running means are ``mean * N(0, 1)``; ``var``, ``weight`` (uniform) and ``bias`` (normal) are
+    ``(scale, offset)`` pairs.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            n = module.num_features
+            module.running_mean.copy_(torch.randn(n, generator=generator) * mean)
+            module.running_var.copy_(torch.rand(n, generator=generator) * var[0] + var[1])
+            module.weight.data.copy_(torch.rand(n, generator=generator) * weight[0] + weight[1])
+            module.bias.data.copy_(torch.randn(n, generator=generator) * bias[0] + bias[1])
+    return model
