@@ -61,11 +61,12 @@ def share(tmp_path_factory):
     return prefix
 
 
-def load_description(monkeypatch, prefix):
+def load_description(monkeypatch, prefix, launch_file=LAUNCH_FILE):
+    """Import a launch file with the stand-ins and the share at prefix; return its description."""
     monkeypatch.setenv('AMENT_PREFIX_PATH', str(prefix))
     for name, module in stand_in_modules().items():
         monkeypatch.setitem(sys.modules, name, module)
-    spec = importlib.util.spec_from_file_location('hybrid_launch', LAUNCH_FILE)
+    spec = importlib.util.spec_from_file_location(launch_file.stem.replace('.', '_'), launch_file)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.generate_launch_description()

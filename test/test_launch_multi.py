@@ -7,28 +7,15 @@ stand-ins' OpaqueFunction is called with a resolved context and the actions it r
 checked: one 2D node per camera in its namespace, the 3D node wired to their pose topics and
 calibration, the bag replay and RViz.
 """
-import importlib.util
-import sys
-
 from helpers import REPO_ROOT
 from hybrid_pose_ros.geometry.calibration import load_calibration
 from hybrid_pose_ros.ros.node_3d import PARAMETERS_3D
 import pytest
-from test_launch import console_scripts, share, stand_in_modules  # noqa: F401 (fixture)
+from test_launch import console_scripts, load_description, share  # noqa: F401 (fixture)
 import yaml
 
 LAUNCH_FILE = REPO_ROOT / 'launch' / 'multi_camera.launch.py'
 CONFIG = REPO_ROOT / 'config' / 'multi_camera.yaml'
-
-
-def load_description(monkeypatch, prefix):
-    monkeypatch.setenv('AMENT_PREFIX_PATH', str(prefix))
-    for name, module in stand_in_modules().items():
-        monkeypatch.setitem(sys.modules, name, module)
-    spec = importlib.util.spec_from_file_location('multi_camera_launch', LAUNCH_FILE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.generate_launch_description()
 
 
 def evaluate(description, overrides=None):
@@ -52,9 +39,9 @@ def test_defaults_run_one_2d_node_per_camera_and_the_3d_node(monkeypatch, share)
     bag = installed / 'data' / 'sample_bag'
     if not bag.exists():
         with pytest.raises(ValueError, match='no calibration and no bag'):
-            evaluate(load_description(monkeypatch, share))
+            evaluate(load_description(monkeypatch, share, LAUNCH_FILE))
         pytest.skip('the sample bag is not installed')
-    context, nodes, processes = evaluate(load_description(monkeypatch, share))
+    context, nodes, processes = evaluate(load_description(monkeypatch, share, LAUNCH_FILE))
     assert context['config'] == str(installed / 'config' / 'multi_camera.yaml')
     cam3, cam2, node_3d, rviz = nodes
     for node, name in ((cam3, 'cam3'), (cam2, 'cam2')):
@@ -86,7 +73,7 @@ def test_executables_are_console_scripts(monkeypatch, share, tmp_path):  # noqa:
     config.write_text(yaml.safe_dump({'cameras': [
         {'name': f'c{i}', 'events_topic': f'/c{i}/events', 'calibration': 'rig.yaml'}
         for i in range(2)]}))
-    _, nodes, _ = evaluate(load_description(monkeypatch, share), {
+    _, nodes, _ = evaluate(load_description(monkeypatch, share, LAUNCH_FILE), {
         'config': str(config), 'rviz': 'false', 'bag': ''})
     assert nodes[-1]['parameters'][0]['calibration_files'][0] == str(
         share / 'share' / 'hybrid_pose_ros' / 'rig.yaml')     # relative to the share folder
@@ -112,7 +99,7 @@ def test_a_custom_config_bag_and_calibration(monkeypatch, share, tmp_path):  # n
         {'name': f'c{i}', 'events_topic': f'/c{i}/events', 'calibration': str(calibration)}
         for i in range(3)], 'hybrid_pose_3d_node': {'world_frame': 'map'},
         'hybrid_pose_node': {'min_confidence': 0.2}}))
-    _, nodes, processes = evaluate(load_description(monkeypatch, share), {
+    _, nodes, processes = evaluate(load_description(monkeypatch, share, LAUNCH_FILE), {
         'config': str(config), 'bag': '', 'rviz': 'false', 'use_sim_time': 'false',
         'device': 'cuda:0', 'checkpoint': '/models/x.pt', 'input_type': 'event_packet'})
     assert processes == []
@@ -128,7 +115,7 @@ def test_a_custom_config_bag_and_calibration(monkeypatch, share, tmp_path):  # n
 
 
 def test_bad_launch_inputs_are_reported(monkeypatch, share, tmp_path):  # noqa: F811
-    description = load_description(monkeypatch, share)
+    description = load_description(monkeypatch, share, LAUNCH_FILE)
     with pytest.raises(FileNotFoundError, match='does not exist'):
         evaluate(description, {'bag': str(tmp_path / 'nope')})
     config = tmp_path / 'one.yaml'

@@ -3,11 +3,8 @@
 import math
 import time
 
-from helpers.processes import ros_command, start_process
-from helpers.streams import moving_blob_events, small_checkpoint, split_messages
-from hybrid_pose_ros.estimator import HybridEstimator, run_offline
-from hybrid_pose_ros.events.sensor import SensorGeometry
-from hybrid_pose_ros.model.checkpoint import load_checkpoint
+from helpers.processes import ros_command, SpinningNode, start_process
+from helpers.streams import moving_blob_events, offline_reference, small_checkpoint, split_messages
 from hybrid_pose_ros.ros.codecs import encode_event_array, encode_event_packet, encode_mono_events
 from hybrid_pose_ros.skeleton import NUM_JOINTS
 import numpy as np
@@ -23,15 +20,14 @@ def start_node(env, checkpoint, *params):
         'qos_reliability:=reliable', 'threads:=1', *params), env)
 
 
-class Collector:
+class Collector(SpinningNode):
     """A test node that publishes raw event messages and records the node's outputs."""
 
     def __init__(self, context, message_type):
         from geometry_msgs.msg import PoseArray
-        from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
         from visualization_msgs.msg import MarkerArray
-        self.node = rclpy.create_node('collector', context=context)
+        super().__init__(context, 'collector')
         qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE,
                          history=HistoryPolicy.KEEP_ALL)
         self.publisher = self.node.create_publisher(message_type, '/test/events', qos)
@@ -40,27 +36,6 @@ class Collector:
                                       self.poses.append, qos)
         self.node.create_subscription(MarkerArray, '/hybrid_pose_node/skeleton',
                                       self.markers.append, qos)
-        self.executor = SingleThreadedExecutor(context=context)
-        self.executor.add_node(self.node)
-
-    def spin_until(self, condition, timeout, process):
-        deadline = time.monotonic() + timeout
-        while not condition() and time.monotonic() < deadline:
-            self.executor.spin_once(timeout_sec=0.05)
-            if process.poll() is not None:
-                raise AssertionError('node exited:\n' + process.stdout.read())
-        return condition()
-
-    def close(self):
-        self.executor.shutdown()
-        self.node.destroy_node()
-
-
-def offline_reference(checkpoint, events):
-    loaded = load_checkpoint(checkpoint)
-    geometry = SensorGeometry.for_sensor(346, 260, loaded.config.input_width,
-                                         loaded.config.input_height)
-    return run_offline(HybridEstimator(loaded.model, geometry), events)
 
 
 def pose_xy(msg):

@@ -6,7 +6,7 @@ import sys
 import time
 
 from helpers import REPO_ROOT
-from helpers.processes import ros_command, start_process
+from helpers.processes import ros_command, SpinningNode, start_process
 from hybrid_pose_ros.data.cameras import dhp19_rig
 import numpy as np
 import pytest
@@ -24,16 +24,15 @@ def start_node(env, *params):
     return start_process(ros_command('hybrid_pose_ros.ros.node_3d', *params), env)
 
 
-class Bench:
+class Bench(SpinningNode):
     """Publish per-camera PoseArrays as two 2D nodes would; record the 3D node's outputs."""
 
     def __init__(self, context, topics):
         from diagnostic_msgs.msg import DiagnosticArray
         from geometry_msgs.msg import PoseArray
-        from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
         from visualization_msgs.msg import MarkerArray
-        self.node = rclpy.create_node('bench', context=context)
+        super().__init__(context, 'bench')
         qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
                          history=HistoryPolicy.KEEP_LAST)
         self.publishers = [self.node.create_publisher(PoseArray, t, qos) for t in topics]
@@ -44,16 +43,6 @@ class Bench:
                                       self.markers.append, qos)
         self.node.create_subscription(DiagnosticArray, '/diagnostics',
                                       self.diagnostics.append, qos)
-        self.executor = SingleThreadedExecutor(context=context)
-        self.executor.add_node(self.node)
-
-    def spin_until(self, condition, timeout, process):
-        deadline = time.monotonic() + timeout
-        while not condition() and time.monotonic() < deadline:
-            self.executor.spin_once(timeout_sec=0.05)
-            if process.poll() is not None:
-                raise AssertionError('node exited:\n' + process.stdout.read())
-        return condition()
 
     def publish(self, camera, stamp, xy, confidence):
         from geometry_msgs.msg import Pose, PoseArray
@@ -66,10 +55,6 @@ class Bench:
             pose.orientation.w = 1.0
             msg.poses.append(pose)
         self.publishers[camera].publish(msg)
-
-    def close(self):
-        self.executor.shutdown()
-        self.node.destroy_node()
 
 
 def skeleton(seed):

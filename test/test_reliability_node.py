@@ -9,12 +9,11 @@ import subprocess
 import sys
 import time
 
-from helpers.processes import start_process
-from helpers.streams import moving_blob_events, seeded_model, small_checkpoint, split_messages
-from hybrid_pose_ros.estimator import HybridEstimator, run_offline
+from helpers.processes import SpinningNode, start_process
+from helpers.streams import (
+    moving_blob_events, offline_reference, seeded_model, small_checkpoint, split_messages)
 from hybrid_pose_ros.events.event_array import make_events
-from hybrid_pose_ros.events.sensor import SensorGeometry
-from hybrid_pose_ros.model.checkpoint import load_checkpoint, save_checkpoint
+from hybrid_pose_ros.model.checkpoint import save_checkpoint
 from hybrid_pose_ros.model.config import make_config
 from hybrid_pose_ros.ros.codecs import encode_event_array, encode_event_packet, encode_mono_events
 import numpy as np
@@ -78,16 +77,17 @@ def stop(process):
     return output
 
 
-class Harness:
+class Harness(SpinningNode):
     """A test node: publishes raw events (and /clock), records poses and /diagnostics."""
+
+    spin_period_s = 0.02
 
     def __init__(self, context, message_type):
         from diagnostic_msgs.msg import DiagnosticArray
         from geometry_msgs.msg import PoseArray
-        from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
         from rosgraph_msgs.msg import Clock
-        self.node = rclpy.create_node('reliability_harness', context=context)
+        super().__init__(context, 'reliability_harness')
         qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE,
                          history=HistoryPolicy.KEEP_ALL)
         self.publisher = self.node.create_publisher(message_type, TOPIC, qos)
@@ -97,8 +97,6 @@ class Harness:
         self.node.create_subscription(PoseArray, '/hybrid_pose_node/pose', self.poses.append,
                                       qos)
         self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, qos)
-        self.executor = SingleThreadedExecutor(context=context)
-        self.executor.add_node(self.node)
 
     def _on_diagnostics(self, msg):
         for status in msg.status:   # level is a byte: 0 OK, 1 WARN, 2 ERROR
@@ -121,28 +119,9 @@ class Harness:
     def counter(self, key):
         return int(self.values().get(key, -1))
 
-    def spin_until(self, condition, timeout, process):
-        deadline = time.monotonic() + timeout
-        while not condition() and time.monotonic() < deadline:
-            self.executor.spin_once(timeout_sec=0.02)
-            if process.poll() is not None:
-                raise AssertionError('node exited:\n' + process.stdout.read())
-        return condition()
-
     def wait_for_node(self, process):
         assert self.spin_until(lambda: self.publisher.get_subscription_count() > 0
                                and self.statuses, 30.0, process), 'node did not start'
-
-    def close(self):
-        self.executor.shutdown()
-        self.node.destroy_node()
-
-
-def reference(checkpoint, events):
-    loaded = load_checkpoint(checkpoint)
-    geometry = SensorGeometry.for_sensor(346, 260, loaded.config.input_width,
-                                         loaded.config.input_height)
-    return run_offline(HybridEstimator(loaded.model, geometry), events)
 
 
 def stamp_us(msg):
@@ -181,7 +160,7 @@ def test_malformed_and_implausible_messages_are_dropped_and_counted(
     checkpoint = tmp_path / 'model.pt'
     small_checkpoint(checkpoint, ann_events=2000)
     events = moving_blob_events()
-    expected = reference(checkpoint, events)
+    expected = offline_reference(checkpoint, events)
     messages = split_messages(events, 5_000)
     good = packet(messages[0])
     long_sequence = bytearray(good)
@@ -246,7 +225,8 @@ def test_time_jump_gap_and_sim_time_at_5x(tmp_path, rclpy_context, ros_env):
     small_checkpoint(checkpoint, ann_events=2000)
     first = moving_blob_events()
     second = moving_blob_events(duration_us=300_000, t0_us=5_280_000, seed=4)
-    ref_first, ref_second = reference(checkpoint, first), reference(checkpoint, second)
+    ref_first = offline_reference(checkpoint, first)
+    ref_second = offline_reference(checkpoint, second)
     t0, rate, clock_base_ns = int(first['t'][0]), 5.0, 1000 * 10**9
     loop_offset = int(second['t'][-1]) - t0 + 100_000
     schedule = ([(m, int(m['t'][-1]) - t0) for m in split_messages(first, 10_000)]
@@ -377,7 +357,7 @@ def test_runtime_faults_rejected_parameters_and_nonfinite_outputs(
     checkpoint = tmp_path / 'nan.pt'
     nonfinite_checkpoint(checkpoint)
     events = moving_blob_events()
-    expected = reference(checkpoint, events)
+    expected = offline_reference(checkpoint, events)
     # the injected fault fails the second step: the rest of that window publishes nothing
     expected = expected[:1] + expected[10:]
     node = start_node(ros_env, checkpoint, 'device:=cuda', 'min_confidence:=0.5',

@@ -1,7 +1,9 @@
 # Copyright 2026 hybrid_pose_ros maintainers. MIT License.
 """Deterministic event streams and small models for tests."""
+from hybrid_pose_ros.estimator import HybridEstimator, run_offline
 from hybrid_pose_ros.events.event_array import make_events
-from hybrid_pose_ros.model.checkpoint import save_checkpoint
+from hybrid_pose_ros.events.sensor import SensorGeometry
+from hybrid_pose_ros.model.checkpoint import load_checkpoint, save_checkpoint
 from hybrid_pose_ros.model.config import make_config
 from hybrid_pose_ros.model.hybrid import HybridPoseNet
 import numpy as np
@@ -67,3 +69,11 @@ def randomize_batchnorm(model, seed, mean=0.2, var=(1.0, 0.5), weight=(1.0, 0.5)
             module.weight.data.copy_(torch.rand(n, generator=generator) * weight[0] + weight[1])
             module.bias.data.copy_(torch.randn(n, generator=generator) * bias[0] + bias[1])
     return model
+
+
+def offline_reference(checkpoint, events):
+    """Return the poses ``run_offline`` gives for 346x260-sensor ``events`` with ``checkpoint``."""
+    loaded = load_checkpoint(checkpoint)
+    geometry = SensorGeometry.for_sensor(346, 260, loaded.config.input_width,
+                                         loaded.config.input_height)
+    return run_offline(HybridEstimator(loaded.model, geometry), events)
