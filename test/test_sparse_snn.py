@@ -11,7 +11,8 @@ from hybrid_pose_ros.model.hybrid import HybridPoseNet, PureSNN
 from hybrid_pose_ros.model.inference import prepare_for_inference
 from hybrid_pose_ros.model.snn import SpikingUNet, upsample2x
 from hybrid_pose_ros.model.sparse import (
-    DENSE_ABOVE_ACTIVITY, fuse_upsampled_conv, SparseSpikingUNet, SpikeList, use_sparse_snn)
+    DENSE_ABOVE_ACTIVITY, fuse_upsampled_conv, LAYER_INPUTS, SparseSpikingUNet, SpikeList,
+    use_sparse_snn)
 import numpy as np
 import pytest
 import torch
@@ -37,9 +38,14 @@ def sparse_frame(height: int, width: int, seed: int, density: float = 0.05) -> t
     return (active * counts).float()
 
 
+ALTERNATING = {name: float(i % 2) for i, name in enumerate(LAYER_INPUTS)}
+"""Per-layer thresholds: every other layer dense, the rest always scattering."""
+
+
 @pytest.mark.parametrize('height,width,dense_above', [
     (32, 32, DENSE_ABOVE_ACTIVITY), (24, 40, DENSE_ABOVE_ACTIVITY), (8, 16, DENSE_ABOVE_ACTIVITY),
-    (24, 40, 1.0), (24, 40, 0.0)])   # 1.0: every layer scatters; 0.0: every layer dense
+    (24, 40, 1.0), (24, 40, 0.0),   # 1.0: every layer scatters; 0.0: every layer dense
+    (24, 40, ALTERNATING)])
 def test_sparse_step_equals_dense_over_several_steps(height, width, dense_above):
     dense = random_snn(seed=height + width)
     sparse = SparseSpikingUNet(dense, dense_above=dense_above)
@@ -107,6 +113,17 @@ def test_bundled_weights_give_the_same_poses_on_events():
     assert max(max(p.firing_rates.values()) for p in expected) > 0
 
 
+def test_calibration_sets_one_threshold_per_layer():
+    sparse = SparseSpikingUNet(random_snn(seed=4))
+    thresholds = sparse.calibrate(32, 32)
+    assert set(thresholds) == set(LAYER_INPUTS)
+    assert all(0.0 <= value <= 1.0 for value in thresholds.values())
+    assert sparse.dense_above == thresholds
+    prepared = prepare_for_inference(HybridPoseNet(make_config('cpu')).eval(),
+                                     snn_backend='sparse')
+    assert set(prepared.snn.dense_above) == set(LAYER_INPUTS)   # calibrated on preparation
+
+
 def test_pure_snn_window_matches():
     torch.manual_seed(3)
     config = make_config('paper', input_height=32, input_width=32, snn_base_width=4)
@@ -128,6 +145,8 @@ def test_clear_errors():
     with pytest.raises(ValueError, match='static_conv: membrane'):
         sparse.step(torch.zeros(1, 2, 16, 16), [torch.zeros(s) for s in
                                                 random_snn(1).membrane_shapes(1, 8, 8)])
+    with pytest.raises(ValueError, match=r"dense_above lacks layers \['down1'"):
+        SparseSpikingUNet(random_snn(seed=1), dense_above={'static_conv': 0.1})
     with pytest.raises(ValueError, match='call .eval'):
         SparseSpikingUNet(random_snn(seed=1).train())
     with pytest.raises(TypeError, match='no dense SpikingUNet'):

@@ -14,8 +14,10 @@ path, because the upsampling clamps there. The LIF update of a layer collects th
 that the next layers scatter, in position order; a layer whose weights outweigh its output
 (``up1``, the residual convs of ``paper``) scatters it channel by channel instead, so each weight
 slice is read from memory once per step rather than once per spike. A layer whose inputs are
-more than :data:`DENSE_ABOVE_ACTIVITY` active runs as a dense torch conv instead, so the cost
-of a burst stays near that of a dense step. Everything runs on the
+more active than its threshold runs as a dense torch conv instead, so the cost of a burst stays
+near that of a dense step. :func:`use_sparse_snn` calibrates each layer's threshold on the
+machine it runs on (:meth:`SparseSpikingUNet.calibrate`: where the scatter's time crosses the
+conv's); :data:`DENSE_ABOVE_ACTIVITY` is the uncalibrated default. Everything runs on the
 BatchNorm-folded weights in channels-last layout, in kernels compiled by Numba (cached on disk
 after the first compile) that release the GIL, so the node's ANN thread runs beside them.
 
@@ -25,6 +27,7 @@ equal the dense path's up to float rounding (tested within 1e-4). Only the dense
 torch threads; nothing takes gradients.
 """
 import copy
+import time
 
 from hybrid_pose_ros.model.snn import (
     MembraneLayout, Membranes, SNN_LAYERS, SpikingUNet, upsample2x)
@@ -36,12 +39,24 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 DENSE_ABOVE_ACTIVITY = 0.08
 """
-Above this fraction of nonzero inputs a layer runs as a dense torch conv instead.
+Above this fraction of nonzero inputs an uncalibrated layer runs as a dense torch conv instead.
 
 The scatter's cost grows with the spikes and the conv's does not: against a one-thread conv the
-break-even of this CPU's layers lies between 5 and 10 % (``hybrid_pose_bench --sections
-sparse``), so a burst of activity costs at most about a dense step.
+break-even of this CPU's ``paper`` layers lies between 5 and 10 % (``hybrid_pose_bench
+--sections sparse``). At the ``cpu`` preset's small sizes the conv's fixed cost moves the
+break-even of most layers to 10-30 %, hence the per-layer calibration.
 """
+
+CALIBRATION_ACTIVITIES = (0.02, 0.3)
+"""Input activities at which :meth:`SparseSpikingUNet.calibrate` times each layer's scatter."""
+
+LAYER_INPUTS = {
+    'static_conv': ('frame',), 'down1': ('static_conv',), 'down2': ('down1',),
+    'down3': ('down2',), 'res_conv1': ('down3',), 'res_conv2': ('res_conv1',),
+    'up1': ('res_conv2', 'down3'), 'up2': ('up1', 'down2'), 'up3': ('up2', 'down1'),
+    'head': ('up3', 'static_conv'),
+}
+"""The conv layers of a step and whose spikes (or the event ``frame``) each one reads."""
 
 UPSAMPLE_STENCIL = np.array([0.25, 0.75, 0.75, 0.25], dtype=np.float32)
 """Weights of input row ``y`` on upsampled rows ``2y-1 .. 2y+2`` (bilinear x2, no corners)."""
@@ -266,6 +281,17 @@ class SpikeList:
         return self._by_channel
 
 
+def _median_ms(function, repeats: int = 5, budget_s: float = 0.5) -> float:
+    """Median wall time of ``function()`` in ms over up to ``repeats`` calls (within budget)."""
+    times: list[float] = []
+    deadline = time.perf_counter() + budget_s
+    while len(times) < repeats and (not times or time.perf_counter() < deadline):
+        start = time.perf_counter()
+        function()
+        times.append((time.perf_counter() - start) * 1e3)
+    return float(np.median(times))
+
+
 def _hwc(tensor: torch.Tensor) -> np.ndarray:
     """``[1, C, H, W]`` tensor as a C-contiguous ``[H, W, C]`` float32 array (a view if it can)."""
     return np.ascontiguousarray(tensor[0].detach().permute(1, 2, 0).to(torch.float32).numpy())
@@ -285,11 +311,12 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
     :meth:`SpikingUNet.step` does.
     """
 
-    def __init__(self, snn: SpikingUNet, dense_above: float = DENSE_ABOVE_ACTIVITY) -> None:
+    def __init__(self, snn: SpikingUNet,
+                 dense_above: float | dict[str, float] = DENSE_ABOVE_ACTIVITY) -> None:
         super().__init__()
         if snn.training:
             raise ValueError('the sparse SNN uses BatchNorm eval statistics: call .eval() first')
-        self.dense_above = dense_above
+        self.dense_above = self._thresholds(dense_above)
         self.config = snn.config
         self.tau = snn.tau
         self.v_threshold = snn.v_threshold
@@ -299,20 +326,69 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
         self.layers['head'] = _Layer(snn.head)
         self._warm_up()
 
+    @staticmethod
+    def _thresholds(dense_above: float | dict[str, float]) -> dict[str, float]:
+        """Per-layer dense thresholds from one value for all layers or a complete mapping."""
+        if not isinstance(dense_above, dict):
+            return dict.fromkeys(LAYER_INPUTS, float(dense_above))
+        missing = sorted(set(LAYER_INPUTS) - set(dense_above))
+        if missing:
+            raise ValueError(f'dense_above lacks layers {missing}')
+        return {name: float(dense_above[name]) for name in LAYER_INPUTS}
+
     def _warm_up(self) -> None:
         """Compile the kernels (or load Numba's disk cache) and set up the dense fallback now."""
         frame = torch.zeros(1, self.config.snn_in_channels, 8, 8)
         dense_above = self.dense_above
         try:
-            for self.dense_above in (1.0, -1.0):   # every layer sparse, then every layer dense
+            for everywhere in (1.0, -1.0):   # every layer sparse, then every layer dense
+                self.dense_above = self._thresholds(everywhere)
                 self.step(frame, self.zero_membranes(1, 8, 8))
         finally:
             self.dense_above = dense_above
 
-    def _dense(self, inputs: list[SpikeList]) -> bool:
-        """Whether the layer fed ``inputs`` runs dense (its activity is above the threshold)."""
+    def calibrate(self, height: int | None = None, width: int | None = None,
+                  seed: int = 0) -> dict[str, float]:
+        """
+        Set each layer's dense threshold where its scatter gets slower than its dense conv.
+
+        Both paths of every layer are timed on random inputs of an input of ``height x width``
+        (default: the model's) at :data:`CALIBRATION_ACTIVITIES`, with the current torch thread
+        count; the scatter's time is taken as linear in the activity. Returns the thresholds
+        (also stored in :attr:`dense_above`). Which path runs never changes the results beyond
+        float rounding, only their cost.
+        """
+        height = self.config.input_height if height is None else height
+        width = self.config.input_width if width is None else width
+        rng = np.random.default_rng(seed)
+        shapes = dict(zip(SNN_LAYERS, (shape[1:] for shape in
+                                       self.membrane_shapes(1, height, width))))
+        shapes['frame'] = (self.config.snn_in_channels, height, width)
+        low, high = CALIBRATION_ACTIVITIES
+        thresholds = {}
+        for name, sources in LAYER_INPUTS.items():
+            def inputs(activity: float) -> list[SpikeList]:
+                lists = []
+                for source in sources:
+                    channels, rows, cols = shapes[source]
+                    dense = (rng.random((rows, cols, channels)) < activity).astype(np.float32)
+                    lists.append(SpikeList.from_dense(dense, binary=source != 'frame'))
+                return lists
+
+            layer, sparse, busy = self.layers[name], inputs(low), inputs(high)
+            dense_ms = _median_ms(lambda: layer.dense_current(sparse))
+            low_ms = _median_ms(lambda: self._scatter(name, sparse))
+            high_ms = _median_ms(lambda: self._scatter(name, busy))
+            slope = (high_ms - low_ms) / (high - low)
+            crossing = low + (dense_ms - low_ms) / slope if slope > 0 else 1.0
+            thresholds[name] = float(np.clip(crossing, 0.0, 1.0))
+        self.dense_above = thresholds
+        return thresholds
+
+    def _dense(self, name: str, inputs: list[SpikeList]) -> bool:
+        """Whether layer ``name`` fed ``inputs`` runs dense (its activity is above threshold)."""
         active = sum(spikes.count for spikes in inputs)
-        return active > self.dense_above * sum(spikes.dense.size for spikes in inputs)
+        return active > self.dense_above[name] * sum(spikes.dense.size for spikes in inputs)
 
     def _fire(self, name: str, current: np.ndarray, membrane: torch.Tensor,
               new_membranes: Membranes) -> SpikeList:
@@ -328,31 +404,24 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
         new_membranes.append(_nchw(v_out))
         return SpikeList(dense, active, count)
 
-    def _conv(self, name: str, inputs: list[SpikeList]) -> np.ndarray:
+    def _scatter(self, name: str, inputs: list[SpikeList]) -> np.ndarray:
+        """Compute the layer's current from its active inputs only (sparse path, no dispatch)."""
         layer = self.layers[name]
-        if self._dense(inputs):
-            return layer.dense_current(inputs)
         height, width = inputs[0].dense.shape[:2]
-        out = layer.output(height // layer.stride, width // layer.stride)
-        by_channel = layer.weight.nbytes > out.nbytes
+        if layer.upsampled:
+            out = layer.output(2 * height, 2 * width)
+            by_channel = layer.fused.nbytes > out.nbytes
+        else:
+            out = layer.output(height // layer.stride, width // layer.stride)
+            by_channel = layer.weight.nbytes > out.nbytes
         offset = 0
         for spikes in inputs:
-            _scatter_conv(spikes.ordered(by_channel), spikes.count, offset, spikes.scale(),
-                          layer.weight, layer.stride, layer.pad, out)
-            offset += spikes.dense.shape[2]
-        return out
-
-    def _upsampled_conv(self, name: str, inputs: list[SpikeList]) -> np.ndarray:
-        layer = self.layers[name]
-        if self._dense(inputs):
-            return layer.dense_current(inputs)
-        in_h, in_w = inputs[0].dense.shape[:2]
-        out = layer.output(2 * in_h, 2 * in_w)
-        by_channel = layer.fused.nbytes > out.nbytes
-        offset = 0
-        for spikes in inputs:
-            _scatter_upsampled_conv(spikes.ordered(by_channel), spikes.count, offset,
-                                    layer.fused, layer.weight, in_h, in_w, out)
+            if layer.upsampled:
+                _scatter_upsampled_conv(spikes.ordered(by_channel), spikes.count, offset,
+                                        layer.fused, layer.weight, height, width, out)
+            else:
+                _scatter_conv(spikes.ordered(by_channel), spikes.count, offset, spikes.scale(),
+                              layer.weight, layer.stride, layer.pad, out)
             offset += spikes.dense.shape[2]
         return out
 
@@ -361,11 +430,14 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
         Return one layer's input current (conv + folded BN), ``[Ho, Wo, C_out]``.
 
         ``inputs`` are the layer's conv inputs in channel order (the parts of a concatenation;
-        for ``up*`` before the upsampling); only their active entries do work.
+        for ``up*`` before the upsampling); only their active entries do work, unless the
+        layer's activity is above its dense threshold.
         """
         if name not in self.layers:
             raise ValueError(f'unknown layer {name!r}; layers: {", ".join(self.layers)}')
-        return (self._upsampled_conv if name.startswith('up') else self._conv)(name, inputs)
+        if self._dense(name, inputs):
+            return self.layers[name].dense_current(inputs)
+        return self._scatter(name, inputs)
 
     @torch.inference_mode()
     def step(self, frame: torch.Tensor, membranes: Membranes
@@ -388,27 +460,37 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
         def fire(name: str, current: np.ndarray) -> SpikeList:
             return self._fire(name, current, next(state), new_membranes)
 
-        x_in = fire('static_conv', self._conv('static_conv', [events]))
-        x1 = fire('down1', self._conv('down1', [x_in]))
-        x2 = fire('down2', self._conv('down2', [x1]))
-        x3 = fire('down3', self._conv('down3', [x2]))
-        mid = fire('res_conv1', self._conv('res_conv1', [x3]))
-        residual = self._conv('res_conv2', [mid])
+        current = self.layer_current
+        x_in = fire('static_conv', current('static_conv', [events]))
+        x1 = fire('down1', current('down1', [x_in]))
+        x2 = fire('down2', current('down2', [x1]))
+        x3 = fire('down3', current('down3', [x2]))
+        mid = fire('res_conv1', current('res_conv1', [x3]))
+        residual = current('res_conv2', [mid])
         residual += x3.dense
         r1 = fire('res_conv2', residual)
-        u1 = fire('up1', self._upsampled_conv('up1', [r1, x3]))
-        u2 = fire('up2', self._upsampled_conv('up2', [u1, x2]))
-        u3 = fire('up3', self._upsampled_conv('up3', [u2, x1]))
-        out = self._conv('head', [u3, x_in])
+        u1 = fire('up1', current('up1', [r1, x3]))
+        u2 = fire('up2', current('up2', [u1, x2]))
+        u3 = fire('up3', current('up3', [u2, x1]))
+        out = current('head', [u3, x_in])
         spikes = tuple(_nchw(s.dense) for s in (x_in, x1, x2, x3, mid, r1, u1, u2, u3))
         return _nchw(out), new_membranes, spikes
 
 
-def use_sparse_snn(model: nn.Module) -> nn.Module:
-    """Replace ``model.snn`` (hybrid or pure SNN, eval mode) by its event-driven twin, in place."""
+def use_sparse_snn(model: nn.Module, dense_above: float | dict[str, float] | None = None
+                   ) -> nn.Module:
+    """
+    Replace ``model.snn`` (hybrid or pure SNN, eval mode) by its event-driven twin, in place.
+
+    Without ``dense_above`` each layer's dense threshold is calibrated on this machine at the
+    model's input size (:meth:`SparseSpikingUNet.calibrate`).
+    """
     snn = getattr(model, 'snn', None)
     if not isinstance(snn, SpikingUNet):
         raise TypeError(f'{type(model).__name__} has no dense SpikingUNet to make sparse '
                         f'(found {type(snn).__name__})')
-    model.snn = SparseSpikingUNet(snn)
+    sparse = SparseSpikingUNet(snn, DENSE_ABOVE_ACTIVITY if dense_above is None else dense_above)
+    if dense_above is None:
+        sparse.calibrate()
+    model.snn = sparse
     return model
