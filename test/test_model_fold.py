@@ -3,7 +3,8 @@ from helpers.streams import randomize_batchnorm
 from hybrid_pose_ros.model.config import make_config
 from hybrid_pose_ros.model.hybrid import HybridPoseNet, PureSNN
 from hybrid_pose_ros.model.inference import (
-    fold_batchnorm, prepare_for_inference, set_threads, to_channels_last)
+    fold_batchnorm, prepare_for_inference, ReducedPrecisionAnn, resolve_ann_precision,
+    set_threads, to_channels_last)
 import pytest
 import torch
 
@@ -15,6 +16,9 @@ def config():
     return make_config('paper', input_height=SIZE, input_width=SIZE, ann_base_width=8,
                        snn_base_width=8)
 
+
+BFLOAT16_TOLERANCE = 0.05
+"""Largest ANN output error of the bfloat16 path, as a fraction of the output's range."""
 
 FOLD_STATISTICS = {'mean': 0.3, 'var': (2.0, 0.2), 'weight': (2.0, 1.0), 'bias': (0.3, 0.3)}
 """BatchNorm statistics far from the identity, so that a wrong fold shows."""
@@ -121,3 +125,31 @@ def test_prepare_for_inference_channels_last_and_threads(hybrid):
                                    atol=1e-5)
     with pytest.raises(ValueError, match='at least 1'):
         set_threads(0)
+
+
+def test_bfloat16_ann_hands_float32_state_to_the_snn(hybrid):
+    full = prepare_for_inference(hybrid)
+    reduced = prepare_for_inference(hybrid, ann_precision='bfloat16')
+    assert isinstance(reduced.ann, ReducedPrecisionAnn)
+    assert next(reduced.ann.parameters()).dtype == torch.bfloat16
+    assert next(reduced.snn.parameters()).dtype == torch.float32
+    ann_input, frames = inputs(torch.float32)
+    with torch.inference_mode():
+        expected = full.forward_window(to_channels_last(ann_input), frames)
+        actual = reduced.forward_window(to_channels_last(ann_input), frames)
+    for got, want in zip(actual['initial_membranes'], expected['initial_membranes']):
+        assert got.dtype == torch.float32
+        # bfloat16 keeps 8 significant bits: a few percent of the range after ~30 layers
+        assert float((got - want).abs().max()) <= BFLOAT16_TOLERANCE * float(want.abs().max())
+    heatmap, reference = actual['ann_heatmap'], expected['ann_heatmap']
+    assert heatmap.dtype == torch.float32
+    assert float((heatmap - reference).abs().max()) <= (
+        BFLOAT16_TOLERANCE * float(reference.abs().max()))
+
+
+def test_ann_precision_choices():
+    assert resolve_ann_precision('auto', 'cuda') == 'float32'
+    assert resolve_ann_precision('auto', 'cpu') in ('float32', 'bfloat16')
+    assert resolve_ann_precision('bfloat16', 'cpu') == 'bfloat16'
+    with pytest.raises(ValueError, match='unknown ann_precision'):
+        resolve_ann_precision('int8', 'cpu')

@@ -73,7 +73,8 @@ from hybrid_pose_ros.estimator import BinTask, HybridEstimator, StreamingRunner
 from hybrid_pose_ros.events.binning import EventBinner, screen_events
 from hybrid_pose_ros.events.sensor import SensorGeometry
 from hybrid_pose_ros.model.checkpoint import CheckpointError, load_checkpoint
-from hybrid_pose_ros.model.inference import prepare_for_inference, warm_up
+from hybrid_pose_ros.model.inference import (
+    prepare_for_inference, resolve_ann_precision, warm_up)
 from hybrid_pose_ros.ros import codecs
 from hybrid_pose_ros.ros.outputs import (
     ImagePlane, pose_array, skeleton_markers, stamp_from_us, visible_joints)
@@ -95,9 +96,9 @@ import torch
 from visualization_msgs.msg import MarkerArray
 
 DEFAULT_CHECKPOINT = 'hybrid_cpu.pt'
-STARTUP_ONLY = {'checkpoint', 'device', 'threads', 'snn_backend', 'input_type', 'packet_encoding',
-                'events_topic', 'qos_depth', 'qos_reliability', 'bin_us', 'sensor_width',
-                'sensor_height'}
+STARTUP_ONLY = {'checkpoint', 'device', 'threads', 'snn_backend', 'ann_precision', 'input_type',
+                'packet_encoding', 'events_topic', 'qos_depth', 'qos_reliability', 'bin_us',
+                'sensor_width', 'sensor_height'}
 SIZE_CONFIRM_MESSAGES = 10
 MAX_QUEUED_EVENTS = 4_000_000
 IDLE_AFTER_S = 2.0
@@ -160,8 +161,10 @@ class HybridPoseNode(Node):
         self.device = select_device(self.params['device'], self.get_logger())
         self.checkpoint = self._load_checkpoint()
         self.snn_backend = self.params['snn_backend'] if self.device.type == 'cpu' else 'dense'
-        self.model = prepare_for_inference(self.checkpoint.model, self.params['threads'],
-                                           snn_backend=self.snn_backend).to(self.device)
+        self.ann_precision = resolve_ann_precision(self.params['ann_precision'], self.device)
+        self.model = prepare_for_inference(self.checkpoint.model.to(self.device),
+                                           self.params['threads'], snn_backend=self.snn_backend,
+                                           ann_precision=self.ann_precision)
         warm_up(self.model)
         self.runner: StreamingRunner | None = None
         self.geometry: SensorGeometry | None = None
@@ -190,7 +193,7 @@ class HybridPoseNode(Node):
         self.get_logger().info(
             f'{self.checkpoint.preset} model from {self.checkpoint.path} on {self.device}: '
             f'SNN {config.snn_rate_hz:.0f} Hz ({self.snn_backend}), ANN '
-            f'{config.ann_rate_hz:.0f} Hz; listening to '
+            f'{config.ann_rate_hz:.0f} Hz ({self.ann_precision}); listening to '
             f'{self.events_topic} ({self.params["input_type"]})')
 
     def _declare_and_validate(self) -> dict:
@@ -494,6 +497,7 @@ class HybridPoseNode(Node):
         values = {k: str(v) for k, v in self.stats.items()}
         values['device'] = str(self.device)
         values['snn_backend'] = self.snn_backend
+        values['ann_precision'] = self.ann_precision
         values['pose_rate_hz'] = f'{self.stats["poses"] / elapsed:.1f}'
         values['event_rate_mev_s'] = f'{self.stats["events"] / elapsed / 1e6:.3f}'
         values['seconds_since_input'] = ('' if self.last_input is None

@@ -342,7 +342,8 @@ def offline_reference(checkpoint: str,
     config = loaded.config
     geometry = SensorGeometry.for_sensor(data.width, data.height, config.input_width,
                                          config.input_height)
-    estimator = HybridEstimator(prepare_for_inference(loaded.model, threads=1), geometry)
+    estimator = HybridEstimator(prepare_for_inference(loaded.model, threads=1,
+                                                      ann_precision='auto'), geometry)
     return estimator, run_offline(estimator, data.events)
 
 

@@ -6,6 +6,7 @@ from hybrid_pose_ros.events.sensor import SensorGeometry
 from hybrid_pose_ros.model.checkpoint import load_checkpoint, save_checkpoint
 from hybrid_pose_ros.model.config import make_config
 from hybrid_pose_ros.model.hybrid import HybridPoseNet
+from hybrid_pose_ros.model.inference import prepare_for_inference
 import numpy as np
 import torch
 
@@ -72,8 +73,14 @@ def randomize_batchnorm(model, seed, mean=0.2, var=(1.0, 0.5), weight=(1.0, 0.5)
 
 
 def offline_reference(checkpoint, events):
-    """Return the poses ``run_offline`` gives for 346x260-sensor ``events`` with ``checkpoint``."""
+    """
+    Return the poses ``run_offline`` gives for 346x260-sensor ``events`` with ``checkpoint``.
+
+    The model is prepared with the node's default ``ann_precision`` (``auto``), so that the
+    node and the reference compute the ANN in the same arithmetic.
+    """
     loaded = load_checkpoint(checkpoint)
     geometry = SensorGeometry.for_sensor(346, 260, loaded.config.input_width,
                                          loaded.config.input_height)
-    return run_offline(HybridEstimator(loaded.model, geometry), events)
+    model = prepare_for_inference(loaded.model, ann_precision='auto')
+    return run_offline(HybridEstimator(model, geometry), events)
