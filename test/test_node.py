@@ -38,6 +38,10 @@ class Collector(SpinningNode):
                                       self.markers.append, qos)
 
 
+def stamp_us(header):
+    return header.stamp.sec * 1_000_000 + header.stamp.nanosec // 1000
+
+
 def pose_xy(msg):
     return np.array([[p.position.x, p.position.y] for p in msg.poses])
 
@@ -70,14 +74,17 @@ def test_replayed_events_give_the_offline_poses(tmp_path, rclpy_context, ros_env
         collector.close()
     assert len(collector.poses) == len(reference)
     for msg, expected in zip(collector.poses, reference):
-        stamp_us = msg.header.stamp.sec * 1_000_000 + msg.header.stamp.nanosec // 1000
-        assert stamp_us == expected.end_us
+        assert stamp_us(msg.header) == expected.end_us
         assert msg.header.frame_id == 'dvs_optical_frame'
         assert len(msg.poses) == NUM_JOINTS
         np.testing.assert_allclose(pose_xy(msg), expected.xy, atol=1e-6)
     joints, bones = collector.markers[-1].markers
     assert (joints.ns, joints.id, bones.ns, bones.id) == ('joints', 0, 'bones', 1)
     assert joints.header.frame_id == 'dvs_optical_frame'
+    # markers at marker_rate_hz (30) of event time: every third or fourth 10 ms pose
+    marker_stamps = [stamp_us(m.markers[0].header) for m in collector.markers]
+    assert set(np.diff(marker_stamps)) <= {30_000, 40_000}
+    assert len(marker_stamps) == pytest.approx(0.3 * len(reference), abs=1)
 
 
 def test_event_packet_input_and_missing_joints_are_nan(tmp_path, rclpy_context, ros_env):

@@ -3,7 +3,7 @@
 import math
 
 from hybrid_pose_ros.ros.outputs import (
-    ImagePlane, pose_array, skeleton_markers, stamp_from_us)
+    EventTimeDecimator, ImagePlane, pose_array, skeleton_markers, stamp_from_us)
 from hybrid_pose_ros.skeleton import NUM_JOINTS, SKELETON_EDGES
 import numpy as np
 import pytest
@@ -53,3 +53,15 @@ def test_image_plane_with_intrinsics_back_projects():
     plane = ImagePlane(width=346, height=260, depth=2.0, intrinsics=(250.0, 250.0, 173.0, 130.0))
     point = plane.to_points(np.array([[423.0, 5.0]]))[0]
     np.testing.assert_allclose(point, [2.0, -1.0, 2.0])
+
+
+def test_decimator_keeps_the_average_rate_in_event_time():
+    decimator = EventTimeDecimator()
+    stamps = np.arange(1_000_000, 2_000_000, 10_000)          # 1 s of 10 ms poses
+    passed = [int(t) for t in stamps if decimator.due(int(t), 30.0)]
+    assert len(passed) == 30
+    assert set(np.diff(passed)) == {30_000, 40_000}
+    assert decimator.due(500_000, 30.0)                        # a looped bag: restart at once
+    assert not decimator.due(510_000, 30.0)
+    assert decimator.due(5_000_000, 30.0)                      # after a gap: restart at once
+    assert all(decimator.due(5_000_000 + k, 0.0) for k in range(3))   # 0: every pose

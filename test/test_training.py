@@ -248,6 +248,15 @@ def test_train_resume_evaluate_end_to_end(toy_data, tmp_path):
     start = dict(hybrid.model.named_parameters())
     for name, value in load_checkpoint(os.path.join(tuned, 'hybrid.pt')).model.named_parameters():
         assert torch.equal(value, start[name]), name
+    # a fine-tune may change the output decay (no parameters), not the architecture
+    train(load_config('config/train_cpu.yaml', sets + [
+        f'out_dir={tuned}', 'stages=hybrid', f'init_hybrid={out}/hybrid.pt', 'hybrid.lr=0',
+        'hybrid.epochs=1', 'model.output_decay=0.95']), log=lambda _: None)
+    assert load_checkpoint(os.path.join(tuned, 'hybrid.pt')).config.output_decay == 0.95
+    with pytest.raises(ValueError, match='is not a hybrid model of this configuration'):
+        train(load_config('config/train_cpu.yaml', sets + [
+            f'out_dir={tuned}', 'stages=hybrid', f'init_hybrid={out}/hybrid.pt',
+            'hybrid.epochs=1', 'model.snn_base_width=4']), log=lambda _: None)
     train(load_config('config/train_cpu.yaml', sets + [
         f'out_dir={tuned}', 'stages=pure_snn', f'init_pure_snn={out}/pure_snn.pt',
         'pure_snn.lr=0', 'pure_snn.epochs=1']), log=lambda _: None)

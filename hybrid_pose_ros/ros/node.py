@@ -77,7 +77,7 @@ from hybrid_pose_ros.model.inference import (
     prepare_for_inference, resolve_ann_precision, warm_up)
 from hybrid_pose_ros.ros import codecs
 from hybrid_pose_ros.ros.outputs import (
-    ImagePlane, pose_array, skeleton_markers, stamp_from_us, visible_joints)
+    EventTimeDecimator, ImagePlane, pose_array, skeleton_markers, stamp_from_us, visible_joints)
 from hybrid_pose_ros.ros.parameters import MAX_SENSOR_SIZE, PARAMETERS, validate
 from hybrid_pose_ros.ros.runtime import spin_until_shutdown
 from hybrid_pose_ros.visualize import draw_skeleton, event_image
@@ -173,6 +173,7 @@ class HybridPoseNode(Node):
         self.queue: deque[tuple[BinTask, Future | None, float]] = deque()
         self.queued_events = 0
         self.resume_us = np.iinfo(np.int64).min
+        self.marker_decimator = EventTimeDecimator()
         self.size_candidate: tuple[tuple[int, int], int] | None = None
         self.last_sequence: dict[bytes, int] = {}
         self.last_logged: dict[str, float] = {}
@@ -461,9 +462,10 @@ class HybridPoseNode(Node):
         header = Header(stamp=stamp_from_us(pose.end_us), frame_id=self.frame_id)
         min_conf = self.params['min_confidence']
         self.pose_pub.publish(pose_array(header, pose.xy, pose.confidence, min_conf))
-        self.marker_pub.publish(skeleton_markers(
-            header, pose.xy, pose.confidence, min_conf, self._image_plane(),
-            self.params['marker_lifetime']))
+        if self.marker_decimator.due(pose.end_us, self.params['marker_rate_hz']):
+            self.marker_pub.publish(skeleton_markers(
+                header, pose.xy, pose.confidence, min_conf, self._image_plane(),
+                self.params['marker_lifetime']))
         if self.params['debug_image'] and self.image_pub.get_subscription_count() > 0:
             self.image_pub.publish(self._debug_image(header, pose, task))
         self.stats['poses'] += 1

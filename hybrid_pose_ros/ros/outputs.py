@@ -27,6 +27,31 @@ def stamp_from_us(t_us: int) -> Time:
     return Time(sec=sec, nanosec=usec * 1000)
 
 
+class EventTimeDecimator:
+    """
+    Let through at most ``rate_hz`` stamps per second of event time, keeping that average rate.
+
+    With 10 ms poses and 30 Hz, every third or fourth pose passes (30 per 100 ms). After a gap or
+    a jump back in time (a looped bag) the schedule restarts at the next stamp; ``rate_hz <= 0``
+    lets every stamp through.
+    """
+
+    def __init__(self) -> None:
+        self.next_us: float | None = None
+
+    def due(self, t_us: int, rate_hz: float) -> bool:
+        """Whether the output stamped ``t_us`` passes (and advance the schedule if it does)."""
+        if rate_hz <= 0:
+            return True
+        period = 1e6 / rate_hz
+        due = self.next_us
+        if due is not None and due - period <= t_us < due:
+            return False
+        on_schedule = due is not None and due <= t_us < due + period
+        self.next_us = due + period if on_schedule else t_us + period
+        return True
+
+
 def visible_joints(xy: np.ndarray, confidence: np.ndarray, min_confidence: float) -> np.ndarray:
     """Return a boolean mask of joints that are finite and at least ``min_confidence``."""
     finite = np.isfinite(xy).all(axis=-1) & np.isfinite(confidence)

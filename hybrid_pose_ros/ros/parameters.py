@@ -112,6 +112,9 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   'optical centre in metres.', _at_least(1e-6)),
     ParameterSpec('marker_lifetime', 0.25, 'Lifetime of skeleton markers in seconds.',
                   _at_least(0.0)),
+    ParameterSpec('marker_rate_hz', 30.0, 'Most ~/skeleton messages per second of event time '
+                  '(RViz draws at tens of Hz; ~/pose keeps the full SNN rate); 0 publishes '
+                  'markers for every pose.', _at_least(0.0)),
     ParameterSpec('min_confidence', 0.05, 'Joints below this confidence are published as '
                   'missing (NaN).', _at_least(0.0)),
     ParameterSpec('debug_image', True, 'Publish ~/debug_image (only while it has '

@@ -104,6 +104,10 @@ def _improved(state: dict[str, Any]) -> bool:
     return True
 
 
+FINE_TUNE_ADJUSTABLE = ('output_decay',)
+"""Model settings without parameters that a hybrid fine-tune (``init_hybrid``) may change."""
+
+
 def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     """Return ``base`` updated recursively with ``update`` (unknown keys raise)."""
     out = copy.deepcopy(base)
@@ -388,7 +392,8 @@ class Trainer:
         if stage == 'hybrid':
             model = HybridPoseNet(config)
             if self.config['init_hybrid']:   # fine-tune a trained hybrid (its ANN included)
-                start = self._load_matching(self.config['init_hybrid'], 'hybrid')
+                start = self._load_matching(self.config['init_hybrid'], 'hybrid',
+                                            FINE_TUNE_ADJUSTABLE)
                 model.load_state_dict(start.state_dict())
             else:
                 model.ann.load_state_dict(self._load_matching(
@@ -403,9 +408,15 @@ class Trainer:
                                                       'pure_snn').state_dict())
         return model, PureSnnObjective(model, self.sigma)
 
-    def _load_matching(self, path: str, kind: str) -> nn.Module:
+    def _load_matching(self, path: str, kind: str, adjustable: tuple[str, ...] = ()
+                       ) -> nn.Module:
+        """Load a ``kind`` checkpoint whose model config equals ours except in ``adjustable``."""
         loaded = load_checkpoint(path, map_location='cpu')
-        if loaded.kind != kind or loaded.config.to_dict() != self.model_config.to_dict():
+        theirs, ours = loaded.config.to_dict(), self.model_config.to_dict()
+        for name in adjustable:
+            theirs.pop(name)
+            ours.pop(name)
+        if loaded.kind != kind or theirs != ours:
             raise ValueError(f'{loaded.path} is not a {kind} model of this configuration')
         return loaded.model.float()
 
