@@ -16,8 +16,10 @@ ANN_MINUTES=${ANN_MINUTES:-2}         # time budget per training stage (epochs c
 HYBRID_MINUTES=${HYBRID_MINUTES:-2.5}
 SNN_MINUTES=${SNN_MINUTES:-1}
 TRAIN_SET=${TRAIN_SET:-}              # extra --set overrides for hybrid_pose_train
-FINETUNE_EPOCHS=${FINETUNE_EPOCHS:-1} # hybrid fine-tune (flip augmentation, batch 8, lr 5e-5);
-                                      # the best epoch on the train_tail validation is kept
+FINETUNE_EPOCHS=${FINETUNE_EPOCHS:-1} # hybrid fine-tunes (flip augmentation, batch 8, lr 5e-5);
+                                      # the best epoch on the train_tail validation is kept:
+DECAY_EPOCHS=${DECAY_EPOCHS:-10}      # first at the preset's output decay, then at
+OUTPUT_DECAY=${OUTPUT_DECAY:-0.95}    # OUTPUT_DECAY (chosen on train_tail; 30 min budget)
 WEIGHTS=${WEIGHTS:-weights}
 
 start=$(date +%s)
@@ -32,14 +34,20 @@ $PY -m hybrid_pose_ros.tools.train --config config/train_cpu.yaml --data "$DATA"
   --cameras $CAMERAS --out-dir "$RUN" --device "$DEVICE" --quiet \
   --set ann.max_minutes="$ANN_MINUTES" --set hybrid.max_minutes="$HYBRID_MINUTES" \
   --set pure_snn.max_minutes="$SNN_MINUTES" "${overrides[@]}"
-if [ "$FINETUNE_EPOCHS" -gt 0 ]; then
-  echo "== fine-tune the hybrid ($(( $(date +%s) - start )) s so far)"
+finetune() {   # finetune NAME EPOCHS [--set ...]: continue the hybrid, keep the best epoch
+  local name=$1 epochs=$2
+  shift 2
+  [ "$epochs" -gt 0 ] || return 0
+  echo "== fine-tune the hybrid: $name ($(( $(date +%s) - start )) s so far)"
   $PY -m hybrid_pose_ros.tools.train --config config/train_cpu.yaml --data "$DATA" \
-    --cameras $CAMERAS --out-dir "$RUN/finetune" --device "$DEVICE" --quiet --stage hybrid \
-    "${overrides[@]}" --set init_hybrid="$RUN/hybrid.pt" --set keep_best=true --set augment_flip=true \
-    --set hybrid.batch_size=8 --set hybrid.lr=5e-5 --set hybrid.epochs="$FINETUNE_EPOCHS"
-  cp "$RUN/finetune/hybrid.pt" "$RUN/hybrid.pt"
-fi
+    --cameras $CAMERAS --out-dir "$RUN/$name" --device "$DEVICE" --quiet --stage hybrid \
+    "${overrides[@]}" --set init_hybrid="$RUN/hybrid.pt" --set keep_best=true \
+    --set augment_flip=true --set hybrid.batch_size=8 --set hybrid.lr=5e-5 \
+    --set hybrid.epochs="$epochs" --set hybrid.max_minutes=30 "$@"
+  cp "$RUN/$name/hybrid.pt" "$RUN/hybrid.pt"
+}
+finetune finetune "$FINETUNE_EPOCHS"
+finetune finetune_decay "$DECAY_EPOCHS" --set model.output_decay="$OUTPUT_DECAY"
 echo "== evaluate ($(( $(date +%s) - start )) s so far)"
 $PY -m hybrid_pose_ros.tools.evaluate --run-dir "$RUN" --data "$DATA" --cameras $CAMERAS \
   --device "$DEVICE" --quiet
