@@ -177,10 +177,18 @@ def run_offline(estimator: HybridEstimator, events: np.ndarray) -> list[PoseStep
 
 @dataclass(frozen=True)
 class BinTask:
-    """A completed bin to step on; ``history`` holds the ANN's events when it starts a window."""
+    """
+    A completed bin to step on; ``history`` holds the ANN's events when it starts a window.
+
+    ``next_history`` is set on the bin that ends where a window starts: the ANN's events of that
+    window are known from then on (the stream has passed its start), a bin before the window's
+    first bin is complete, so a node can start the ANN early. The window's first bin carries
+    the same events again as ``history``.
+    """
 
     bin: CompletedBin  # noqa: A003 - the bin is what a task is about
     history: np.ndarray | None = None
+    next_history: np.ndarray | None = None
 
 
 @dataclass
@@ -215,17 +223,27 @@ class StreamingRunner:
         estimator.end_window()
 
     def tasks(self, events: np.ndarray) -> list[BinTask]:
-        """Bin one message's events; attach the ANN history to each window-starting bin."""
-        config = self.estimator.config
+        """
+        Bin one message's events; attach the ANN history to each window-starting bin.
+
+        A bin ending at a window start also carries that window's history (``next_history``).
+        """
+        window = self.estimator.config.window_us
         tasks = []
         for completed in self.binner.push(events):
-            history = None
-            if completed.start_us % config.window_us == 0:
-                candidate = self.binner.events_before(completed.start_us, config.ann_events)
-                if len(candidate) == config.ann_events:
-                    history = candidate
-            tasks.append(BinTask(completed, history))
+            history = next_history = None
+            if completed.start_us % window == 0:
+                history = self._history(completed.start_us)
+            if completed.end_us % window == 0:
+                next_history = self._history(completed.end_us)
+            tasks.append(BinTask(completed, history, next_history))
         return tasks
+
+    def _history(self, window_start_us: int) -> np.ndarray | None:
+        """Return the ANN's events of the window from ``window_start_us`` (None: too few)."""
+        count = self.estimator.config.ann_events
+        candidate = self.binner.events_before(window_start_us, count)
+        return candidate if len(candidate) == count else None
 
     def run_task(self, task: BinTask, state: WindowState | None = None) -> PoseStep | None:
         """

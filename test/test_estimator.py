@@ -58,3 +58,16 @@ def test_time_jump_back_resets_and_restarts_at_a_window(estimator):
     assert_same_poses(again, run_offline(estimator, events)[:len(again)])
     assert len(first) == len(again)
     assert runner.binner.counters.reset_dropped > 0   # the open bin of the first pass
+
+
+def test_the_bin_before_a_window_start_carries_that_windows_ann_events(estimator):
+    events = moving_blob_events()
+    runner = StreamingRunner(estimator)
+    tasks = [task for m in split_messages(events, 10_000) for task in runner.tasks(m)]
+    early = {t.bin.end_us: t.next_history for t in tasks if t.next_history is not None}
+    first_bins = {t.bin.start_us: t.history for t in tasks if t.history is not None}
+    assert set(early) == set(first_bins) == set(window_starts(events['t'], CONFIG))
+    for start, history in first_bins.items():
+        np.testing.assert_array_equal(early[start], history)   # known one bin earlier
+        assert len(history) == CONFIG.ann_events and history['t'].max() < start
+    assert all(t.next_history is None for t in tasks if t.bin.end_us % CONFIG.window_us)

@@ -1,17 +1,18 @@
 """
 ``hybrid_pose_node``: events in, 13 DHP19 joints out at the SNN rate.
 
-Threads: the event subscription decodes raw CDR with numpy and bins events by event time; at
-each window start it hands the 7500 preceding events to the ANN worker thread and queues the
-bin. Right after each message the same callback steps the SNN through the queued bins (at the
-SNN rate, one step per completed 10 ms bin), waiting for the ANN state only at the bin it was
-computed for; stepping in the callback saves the wake-up of a polling timer. All callbacks
-share one single-threaded executor: rclpy's multi-threaded executor cost so much Python time
-on two cores that the node fell behind (448 of 448 sample-bag poses with one executor thread
-against 63 with four, p50 latency 19 ms against 200 ms); the torch work of the ANN thread and
-the sparse SNN kernels release the GIL. The published poses equal
-:func:`hybrid_pose_ros.estimator.run_offline` on the same events at any replay speed (with
-reliable delivery). No pose is published for bins outside an initialised window.
+Threads: the event subscription decodes raw CDR with numpy and bins events by event time; as
+soon as the stream passes a window start (the bin ending there is complete) it hands the 7500
+preceding events to the ANN worker thread, so the ANN runs while the window's first bin is
+still filling, and it queues each completed bin. Right after each message the same callback
+steps the SNN through the queued bins (at the SNN rate, one step per completed 10 ms bin),
+waiting for the ANN state only at the bin it was computed for; stepping in the callback saves
+the wake-up of a polling timer. All callbacks share one single-threaded executor: rclpy's
+multi-threaded executor cost so much Python time on two cores that the node fell behind (448 of
+448 sample-bag poses with one executor thread against 63 with four, p50 latency 19 ms against
+200 ms); the torch work of the ANN thread and the sparse SNN kernels release the GIL. The
+published poses equal :func:`hybrid_pose_ros.estimator.run_offline` on the same events at any
+replay speed (with reliable delivery). No pose is published for bins outside an initialised window.
 
 Reliability policies; every counter named here is a value in ``/diagnostics``, whose level is
 WARN while a drop counter grew since the previous status and ERROR while an error counter
@@ -171,6 +172,7 @@ class HybridPoseNode(Node):
         self.frame_id = self.params['frame_id']
         self.lock = threading.Lock()
         self.queue: deque[tuple[BinTask, Future | None, float]] = deque()
+        self.early_ann: dict[int, Future] = {}   # window start (us) -> ANN started before it
         self.queued_events = 0
         self.resume_us = np.iinfo(np.int64).min
         self.marker_decimator = EventTimeDecimator()
@@ -342,17 +344,36 @@ class HybridPoseNode(Node):
         for task in self.runner.tasks(screened.events):
             if task.bin.gap_before or task.bin.reset_before:
                 self.resume_us = task.bin.start_us
+            early = self._take_early_ann(task)
             if task.history is not None and int(task.history['t'][0]) < self.resume_us:
                 # the ANN would see events from before the gap: wait for a fresh history
                 self.stats['windows_skipped_after_gap'] += 1
                 task = BinTask(task.bin)
             future = None
             if task.history is not None:
-                future = self.ann_pool.submit(self.runner.estimator.initialise, task.history)
+                future = early or self._start_ann(task.history)
+            elif early is not None:
+                early.cancel()
+            if task.next_history is not None and int(task.next_history['t'][0]) >= self.resume_us:
+                # the next window's events are known: start its ANN before its first bin ends
+                self.early_ann[task.bin.end_us] = self._start_ann(task.next_history)
             with self.lock:
                 self.queue.append((task, future, received))
                 self.queued_events += len(task.bin.events)
                 self._enforce_queue_bound()
+
+    def _take_early_ann(self, task: BinTask) -> Future | None:
+        """Pop the ANN started early for the window this bin begins; cancel outdated ones."""
+        start = task.bin.start_us
+        discontinuous = task.bin.gap_before or task.bin.reset_before
+        for window_start in list(self.early_ann):
+            if discontinuous or window_start < start:
+                self.early_ann.pop(window_start).cancel()
+        return self.early_ann.pop(start, None)
+
+    def _start_ann(self, history: np.ndarray) -> Future:
+        """Run the ANN on a window's history in the ANN thread."""
+        return self.ann_pool.submit(self.runner.estimator.initialise, history)
 
     def _sensor_size(self, width: int, height: int) -> tuple[int, int] | None:
         """Return the sensor size for a message reporting ``width x height``; None drops it."""
@@ -406,6 +427,9 @@ class HybridPoseNode(Node):
         with self.lock:
             while self.queue:
                 self._drop_oldest_window()
+            for future in self.early_ann.values():
+                future.cancel()
+            self.early_ann.clear()
             self.runner = StreamingRunner(
                 HybridEstimator(self.model, self.geometry, self.device), binner)
         self.resume_us = np.iinfo(np.int64).min
