@@ -4,6 +4,7 @@ import json
 from hybrid_pose_ros.model import energy
 from hybrid_pose_ros.model.config import make_config
 from hybrid_pose_ros.model.hybrid import HybridPoseNet
+from hybrid_pose_ros.model.inference import native_bfloat16
 from hybrid_pose_ros.model.macs import snn_conv_specs
 from hybrid_pose_ros.model.snn import SNN_LAYERS
 from hybrid_pose_ros.tools import model_bench
@@ -201,6 +202,8 @@ def test_model_bench_reports_synthetic_person_activity(tmp_path, capsys):
     (result,) = results
     assert result['preset'] == 'cpu' and not result['trained_weights']
     assert result['latency']['1']['step']['count'] == 3
+    # the bfloat16 ANN is timed beside the float32 one wherever the CPU runs it natively
+    assert ('init_bfloat16' in result['latency']['1']) == native_bfloat16()
     assert 2000 < result['events_per_bin_in_crop'] < 6000  # 0.5 Mev/s over the sensor
     assert 0.001 < result['report']['step']['mean_firing_rate'] < 0.5
     assert 'power at the SNN rate' in capsys.readouterr().out

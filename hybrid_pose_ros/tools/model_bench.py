@@ -32,7 +32,8 @@ from hybrid_pose_ros.model import energy
 from hybrid_pose_ros.model.checkpoint import load_checkpoint
 from hybrid_pose_ros.model.config import ModelConfig, PRESETS
 from hybrid_pose_ros.model.hybrid import HybridPoseNet
-from hybrid_pose_ros.model.inference import prepare_for_inference, set_threads, to_channels_last
+from hybrid_pose_ros.model.inference import (
+    native_bfloat16, prepare_for_inference, set_threads, to_channels_last)
 from hybrid_pose_ros.model.macs import ann_macs, initializer_macs, snn_step_macs
 import numpy as np
 import torch
@@ -174,6 +175,13 @@ def bench_latency(model: HybridPoseNet, windows: list[tuple[torch.Tensor, torch.
 
 
 @torch.inference_mode()
+def bench_init(model: HybridPoseNet, ann_input: torch.Tensor, inits: int) -> dict[str, float]:
+    """Time ``inits`` window initialisations (after one warm-up)."""
+    model.init_window(ann_input)
+    return _summary(_timed(lambda: model.init_window(ann_input), inits))
+
+
+@torch.inference_mode()
 def window_activity(model: HybridPoseNet, config: ModelConfig,
                     windows: list[tuple[torch.Tensor, torch.Tensor]]) -> energy.StepAccounting:
     """Mean per-step accounting over the given windows."""
@@ -197,12 +205,16 @@ def bench_preset(name: str, config: ModelConfig, model: HybridPoseNet, args: arg
     if not trained:
         calibrate_batchnorm(model, windows, 3 if heavy else config.steps_per_window)
     prepared = prepare_for_inference(model)
+    reduced = (prepare_for_inference(model, ann_precision='bfloat16')
+               if native_bfloat16() else None)
     windows = [(to_channels_last(a), to_channels_last(f.squeeze(0)).unsqueeze(0))
                for a, f in windows]
     latency = {}
     for threads in args.threads:
         set_threads(threads)
         result = bench_latency(prepared, windows, steps, inits)
+        if reduced is not None:   # the bfloat16 ANN of ann_precision:=auto, same run
+            result['init_bfloat16'] = bench_init(reduced, windows[0][0], inits)
         result['budget_ms'] = (result['step']['median_ms']
                                + result['init']['median_ms'] / config.steps_per_window)
         result['realtime_load'] = result['budget_ms'] * config.snn_rate_hz / 1e3
@@ -224,18 +236,21 @@ def bench_preset(name: str, config: ModelConfig, model: HybridPoseNet, args: arg
 
 def format_results(results: list[dict[str, Any]]) -> str:
     """Render the benchmark results as plain-text tables."""
-    lines = ['latency (median / p99 ms); budget = step + init / steps_per_window',
+    lines = ['latency (median / p99 ms); budget = step + init / steps_per_window; bf16 init: '
+             'median with the ANN in bfloat16 (ann_precision)',
              f'{"preset":<12}{"input":>9}{"thr":>5}{"init med":>10}{"init p99":>10}'
-             f'{"step med":>10}{"step p99":>10}{"budget":>9}{"of 1 s":>7}']
+             f'{"step med":>10}{"step p99":>10}{"budget":>9}{"of 1 s":>7}{"bf16 init":>11}']
     for result in results:
         config = result['config']
         size = f'{config["input_width"]}x{config["input_height"]}'
         for threads, lat in result['latency'].items():
+            reduced = lat.get('init_bfloat16')
             lines.append(
                 f'{result["preset"]:<12}{size:>9}{threads:>5}'
                 f'{lat["init"]["median_ms"]:>10.2f}{lat["init"]["p99_ms"]:>10.2f}'
                 f'{lat["step"]["median_ms"]:>10.2f}{lat["step"]["p99_ms"]:>10.2f}'
-                f'{lat["budget_ms"]:>9.2f}{lat["realtime_load"]:>7.0%}')
+                f'{lat["budget_ms"]:>9.2f}{lat["realtime_load"]:>7.0%}'
+                + (f'{reduced["median_ms"]:>11.2f}' if reduced else f'{"-":>11}'))
     lines += ['', 'compute per pass / step (GMAC dense; G synaptic ops per step)',
               f'{"preset":<12}{"ANN":>8}{"init":>8}{"SNN":>8}{"fire %":>8}{"synops":>9}'
               f'{"fused":>8}{"simpl.":>8}{"ev/bin":>8}']
