@@ -342,8 +342,10 @@ def offline_reference(checkpoint: str,
     config = loaded.config
     geometry = SensorGeometry.for_sensor(data.width, data.height, config.input_width,
                                          config.input_height)
-    estimator = HybridEstimator(prepare_for_inference(loaded.model, threads=1,
-                                                      ann_precision='auto'), geometry)
+    # prepared as the node prepares it by default, so that both compute the same arithmetic
+    model = prepare_for_inference(loaded.model, threads=1, snn_backend='sparse',
+                                  ann_precision='auto')
+    estimator = HybridEstimator(model, geometry)
     return estimator, run_offline(estimator, data.events)
 
 

@@ -76,11 +76,11 @@ def offline_reference(checkpoint, events):
     """
     Return the poses ``run_offline`` gives for 346x260-sensor ``events`` with ``checkpoint``.
 
-    The model is prepared with the node's default ``ann_precision`` (``auto``), so that the
-    node and the reference compute the ANN in the same arithmetic.
+    The model is prepared with the node's defaults (sparse SNN, ``ann_precision`` ``auto``), so
+    that the node and the reference compute the same arithmetic.
     """
     loaded = load_checkpoint(checkpoint)
     geometry = SensorGeometry.for_sensor(346, 260, loaded.config.input_width,
                                          loaded.config.input_height)
-    model = prepare_for_inference(loaded.model, ann_precision='auto')
+    model = prepare_for_inference(loaded.model, snn_backend='sparse', ann_precision='auto')
     return run_offline(HybridEstimator(model, geometry), events)
