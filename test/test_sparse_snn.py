@@ -11,8 +11,8 @@ from hybrid_pose_ros.model.hybrid import HybridPoseNet, PureSNN
 from hybrid_pose_ros.model.inference import prepare_for_inference
 from hybrid_pose_ros.model.snn import SpikingUNet, upsample2x
 from hybrid_pose_ros.model.sparse import (
-    DENSE_ABOVE_ACTIVITY, fuse_upsampled_conv, LAYER_INPUTS, SparseSpikingUNet, SpikeList,
-    use_sparse_snn)
+    DENSE_ABOVE_ACTIVITY, fuse_upsampled_conv, LAYER_INPUTS, PRESET_DENSE_ABOVE,
+    SparseSpikingUNet, SpikeList, use_sparse_snn)
 import numpy as np
 import pytest
 import torch
@@ -119,9 +119,13 @@ def test_calibration_sets_one_threshold_per_layer():
     assert set(thresholds) == set(LAYER_INPUTS)
     assert all(0.0 <= value <= 1.0 for value in thresholds.values())
     assert sparse.dense_above == thresholds
-    prepared = prepare_for_inference(HybridPoseNet(make_config('cpu')).eval(),
-                                     snn_backend='sparse')
-    assert set(prepared.snn.dense_above) == set(LAYER_INPUTS)   # calibrated on preparation
+    # preparation uses fixed thresholds (no timing), so the same input takes the same path
+    cpu = prepare_for_inference(HybridPoseNet(make_config('cpu')).eval(), snn_backend='sparse')
+    assert cpu.snn.dense_above == PRESET_DENSE_ABOVE['cpu']
+    small_paper = make_config('paper', input_height=32, input_width=32, ann_base_width=4,
+                              snn_base_width=4)
+    paper = prepare_for_inference(HybridPoseNet(small_paper).eval(), snn_backend='sparse')
+    assert paper.snn.dense_above == dict.fromkeys(LAYER_INPUTS, DENSE_ABOVE_ACTIVITY)
 
 
 def test_pure_snn_window_matches():

@@ -103,9 +103,9 @@ def prepare_for_inference(model: nn.Module, threads: int | None = None,
     Fold BatchNorm, switch to eval, drop gradients and optionally set the thread count.
 
     ``snn_backend='sparse'`` swaps the SNN of a hybrid or pure-SNN model for its event-driven
-    twin (:func:`~hybrid_pose_ros.model.sparse.use_sparse_snn`), its dense thresholds calibrated
-    with this thread count. ``ann_precision`` (:data:`ANN_PRECISIONS`) sets the arithmetic of a
-    hybrid's ANN (:class:`ReducedPrecisionAnn` for ``bfloat16``).
+    twin (:func:`~hybrid_pose_ros.model.sparse.use_sparse_snn`). ``ann_precision``
+    (:data:`ANN_PRECISIONS`) sets the arithmetic of a hybrid's ANN
+    (:class:`ReducedPrecisionAnn` for ``bfloat16``).
 
     With ``channels_last`` the conv weights use the NHWC layout, which oneDNN runs much faster on
     CPU for the small channel counts of the ``cpu`` preset; feed inputs through

@@ -15,9 +15,12 @@ that the next layers scatter, in position order; a layer whose weights outweigh 
 (``up1``, the residual convs of ``paper``) scatters it channel by channel instead, so each weight
 slice is read from memory once per step rather than once per spike. A layer whose inputs are
 more active than its threshold runs as a dense torch conv instead, so the cost of a burst stays
-near that of a dense step. :func:`use_sparse_snn` calibrates each layer's threshold on the
-machine it runs on (:meth:`SparseSpikingUNet.calibrate`: where the scatter's time crosses the
-conv's); :data:`DENSE_ABOVE_ACTIVITY` is the uncalibrated default. Everything runs on the
+near that of a dense step. The thresholds are fixed per preset (:data:`PRESET_DENSE_ABOVE`,
+else :data:`DENSE_ABOVE_ACTIVITY`), so a model always takes the same path on the same input.
+:meth:`SparseSpikingUNet.calibrate` measures them on a machine (where each layer's scatter time
+crosses its conv's), but timing varies from run to run, and so would the last bits of the
+results (the two paths differ by float rounding, which can flip a spike at the threshold), so
+it only informs those constants. Everything runs on the
 BatchNorm-folded weights in channels-last layout, in kernels compiled by Numba (cached on disk
 after the first compile) that release the GIL, so the node's ANN thread runs beside them.
 
@@ -39,12 +42,22 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 DENSE_ABOVE_ACTIVITY = 0.08
 """
-Above this fraction of nonzero inputs an uncalibrated layer runs as a dense torch conv instead.
+Above this fraction of nonzero inputs a layer runs as a dense torch conv instead.
 
 The scatter's cost grows with the spikes and the conv's does not: against a one-thread conv the
 break-even of this CPU's ``paper`` layers lies between 5 and 10 % (``hybrid_pose_bench
---sections sparse``). At the ``cpu`` preset's small sizes the conv's fixed cost moves the
-break-even of most layers to 10-30 %, hence the per-layer calibration.
+--sections sparse``), so a burst of activity costs at most about a dense step.
+"""
+
+PRESET_DENSE_ABOVE: dict[str, dict[str, float]] = {
+    'cpu': {'static_conv': 0.17, 'down1': 0.07, 'down2': 0.13, 'down3': 0.25, 'res_conv1': 0.29,
+            'res_conv2': 0.27, 'up1': 0.07, 'up2': 0.14, 'up3': 0.26, 'head': 0.3},
+}
+"""
+Per-layer thresholds of a preset: the medians of 7 :meth:`SparseSpikingUNet.calibrate` runs
+on this 2-core AMD EPYC with one torch thread (the node's setting). At 64x64 the conv's fixed
+cost moves most break-evens well above 8 %: a sample-bag step took 2.6 ms with 8 % everywhere
+and 2.1 ms with these.
 """
 
 CALIBRATION_ACTIVITIES = (0.02, 0.3)
@@ -482,15 +495,14 @@ def use_sparse_snn(model: nn.Module, dense_above: float | dict[str, float] | Non
     """
     Replace ``model.snn`` (hybrid or pure SNN, eval mode) by its event-driven twin, in place.
 
-    Without ``dense_above`` each layer's dense threshold is calibrated on this machine at the
-    model's input size (:meth:`SparseSpikingUNet.calibrate`).
+    Without ``dense_above`` the preset's thresholds are used (:data:`PRESET_DENSE_ABOVE`, else
+    :data:`DENSE_ABOVE_ACTIVITY` for every layer).
     """
     snn = getattr(model, 'snn', None)
     if not isinstance(snn, SpikingUNet):
         raise TypeError(f'{type(model).__name__} has no dense SpikingUNet to make sparse '
                         f'(found {type(snn).__name__})')
-    sparse = SparseSpikingUNet(snn, DENSE_ABOVE_ACTIVITY if dense_above is None else dense_above)
     if dense_above is None:
-        sparse.calibrate()
-    model.snn = sparse
+        dense_above = PRESET_DENSE_ABOVE.get(snn.config.preset, DENSE_ABOVE_ACTIVITY)
+    model.snn = SparseSpikingUNet(snn, dense_above)
     return model

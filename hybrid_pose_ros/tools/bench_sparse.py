@@ -8,8 +8,8 @@ Two tables, both timed in the same run for a ratio:
   dense torch (channels-last) against the scatter kernels given the active list (in a step the
   LIF update that fires the spikes writes that list; its cost is in the whole-step numbers);
 * per step: whole SNN steps (conv, LIF and the spike lists), dense against sparse (which runs a
-  layer dense above its calibrated threshold of active inputs), with the firing rate they ran
-  at and the largest output difference between the two paths. The ``cpu``
+  layer dense above ``DENSE_ABOVE_ACTIVITY`` active inputs), with the firing rate they ran at
+  and the largest output difference between the two paths. The ``cpu``
   preset runs its bundled weights on the sample bag (real input, real activity). The ``paper``
   preset has no trained weights: its random weights get BatchNorm statistics from the synthetic
   person of ``hybrid_pose_model_bench``, then every SNN BatchNorm bias is tuned until its layer
