@@ -277,3 +277,14 @@ def test_train_resume_evaluate_end_to_end(toy_data, tmp_path):
     assert energy['ann_every_step'] == pytest.approx(10 * energy['ann_held'])
     assert energy['ann_held'] < energy['hybrid'] < energy['ann_every_step']
     assert os.path.getsize(os.path.join(out, 'evaluation', 'mpjpe_per_step.png')) > 0
+    # the node's bfloat16 ANN, evaluated: the same table, slightly different numbers
+    evaluate_cli.main(['--run-dir', out, '--data', toy_data, '--cameras', '2', '3',
+                       '--device', 'cpu', '--quiet', '--energy-windows', '2',
+                       '--out-dir', os.path.join(out, 'bf16'), '--ann-precision', 'bfloat16'])
+    with open(os.path.join(out, 'bf16', 'evaluation.json')) as f:
+        reduced = json.load(f)
+    assert results['ann_precision'] == 'float32' and reduced['ann_precision'] == 'bfloat16'
+    assert set(reduced['models']) == set(results['models'])
+    for name, row in reduced['models'].items():
+        assert row['mpjpe_2d_px']['mean'] == pytest.approx(
+            results['models'][name]['mpjpe_2d_px']['mean'], rel=0.5)

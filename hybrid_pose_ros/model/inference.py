@@ -11,11 +11,13 @@ The SNN step has two backends with the same results: ``dense`` (torch convs) and
 (:mod:`hybrid_pose_ros.model.sparse`, work proportional to the spikes, batch size 1).
 
 The ANN can run in ``bfloat16`` on CPUs with native bfloat16 arithmetic (AVX512-BF16 or AMX):
-1.5-1.7x faster at the ``cpu`` preset, with the initial membranes and heatmap handed to the
-float32 SNN. This changes results slightly (README: evaluation with ``--ann-precision``), so it
-is a choice (``ann_precision``), ``auto`` selecting it where it is native.
+1.3x faster at the ``cpu`` preset and 1.8x at ``paper`` on one thread, with the initial
+membranes and heatmap handed to the float32 SNN. This changes results slightly (measure it with
+``hybrid_pose_evaluate --ann-precision bfloat16``), so it is a choice (``ann_precision``),
+``auto`` selecting it where it is native.
 """
 import copy
+import itertools
 
 from hybrid_pose_ros.model.ann import AnnOutput, AnnUNet
 from hybrid_pose_ros.model.sparse import use_sparse_snn
@@ -89,11 +91,25 @@ class ReducedPrecisionAnn(nn.Module):
                          {name: value.float() for name, value in features.items()})
 
 
+def with_ann_precision(model: nn.Module, precision: str) -> nn.Module:
+    """
+    Return ``model`` with its ANN computing in ``precision`` (``float32`` or ``bfloat16``).
+
+    A hybrid's ANN is replaced in place; an :class:`AnnUNet` itself comes back wrapped.
+    """
+    if precision != 'bfloat16':
+        return model
+    if isinstance(model, AnnUNet):
+        return ReducedPrecisionAnn(model, torch.bfloat16)
+    if isinstance(getattr(model, 'ann', None), AnnUNet):
+        model.ann = ReducedPrecisionAnn(model.ann, torch.bfloat16)
+    return model
+
+
 def model_device(model: nn.Module) -> torch.device:
     """Device of a model's first parameter or buffer (CPU for one without tensors)."""
-    for tensor in [*model.parameters(), *model.buffers()][:1]:
-        return tensor.device
-    return torch.device('cpu')
+    tensor = next(itertools.chain(model.parameters(), model.buffers()), None)
+    return torch.device('cpu') if tensor is None else tensor.device
 
 
 def prepare_for_inference(model: nn.Module, threads: int | None = None,
@@ -123,8 +139,8 @@ def prepare_for_inference(model: nn.Module, threads: int | None = None,
         prepared = prepared.to(memory_format=torch.channels_last)
     if snn_backend == 'sparse':
         use_sparse_snn(prepared)
-    if ann_precision == 'bfloat16' and isinstance(getattr(prepared, 'ann', None), AnnUNet):
-        prepared.ann = ReducedPrecisionAnn(prepared.ann, torch.bfloat16)
+    if isinstance(getattr(prepared, 'ann', None), AnnUNet):   # a hybrid
+        with_ann_precision(prepared, ann_precision)
     return prepared
 
 

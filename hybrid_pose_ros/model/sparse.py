@@ -31,6 +31,7 @@ torch threads; nothing takes gradients.
 """
 import copy
 import time
+from typing import Any, Callable
 
 from hybrid_pose_ros.model.snn import (
     MembraneLayout, Membranes, SNN_LAYERS, SpikingUNet, upsample2x)
@@ -294,8 +295,14 @@ class SpikeList:
         return self._by_channel
 
 
-def _median_ms(function, repeats: int = 5, budget_s: float = 0.5) -> float:
-    """Median wall time of ``function()`` in ms over up to ``repeats`` calls (within budget)."""
+def median_ms(function: Callable[[], Any], repeats: int = 5,
+              budget_s: float = float('inf')) -> float:
+    """
+    Median wall time of ``function()`` in ms after one warm-up call.
+
+    At most ``repeats`` timed calls, fewer (at least one) once ``budget_s`` seconds have passed.
+    """
+    function()
     times: list[float] = []
     deadline = time.perf_counter() + budget_s
     while len(times) < repeats and (not times or time.perf_counter() < deadline):
@@ -389,9 +396,9 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
                 return lists
 
             layer, sparse, busy = self.layers[name], inputs(low), inputs(high)
-            dense_ms = _median_ms(lambda: layer.dense_current(sparse))
-            low_ms = _median_ms(lambda: self._scatter(name, sparse))
-            high_ms = _median_ms(lambda: self._scatter(name, busy))
+            dense_ms = median_ms(lambda: layer.dense_current(sparse), budget_s=0.5)
+            low_ms = median_ms(lambda: self._scatter(name, sparse), budget_s=0.5)
+            high_ms = median_ms(lambda: self._scatter(name, busy), budget_s=0.5)
             slope = (high_ms - low_ms) / (high - low)
             crossing = low + (dense_ms - low_ms) / slope if slope > 0 else 1.0
             thresholds[name] = float(np.clip(crossing, 0.0, 1.0))

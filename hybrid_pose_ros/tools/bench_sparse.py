@@ -19,7 +19,7 @@ Dense torch uses ``threads`` intra-op threads; the sparse kernels use one.
 """
 import statistics
 import time
-from typing import Any, Callable
+from typing import Any
 
 from hybrid_pose_ros.estimator import HybridEstimator, window_starts
 from hybrid_pose_ros.events.binning import split_into_bins
@@ -30,7 +30,7 @@ from hybrid_pose_ros.model.hybrid import HybridPoseNet
 from hybrid_pose_ros.model.inference import prepare_for_inference, set_threads, to_channels_last
 from hybrid_pose_ros.model.macs import snn_conv_specs
 from hybrid_pose_ros.model.snn import SNN_LAYERS, upsample2x
-from hybrid_pose_ros.model.sparse import SparseSpikingUNet, SpikeList
+from hybrid_pose_ros.model.sparse import median_ms, SparseSpikingUNet, SpikeList
 from hybrid_pose_ros.ros.node import default_checkpoint
 from hybrid_pose_ros.tools import demo, model_bench
 import numpy as np
@@ -40,16 +40,6 @@ ACTIVITIES = (0.01, 0.03, 0.05)
 PAPER_ACTIVITY = 0.03
 """Firing rate the random ``paper`` weights are calibrated to (the paper reports 2-5 %)."""
 Windows = list[tuple[torch.Tensor, torch.Tensor]]
-
-
-def _median_ms(function: Callable[[], Any], repetitions: int) -> float:
-    function()
-    durations = []
-    for _ in range(repetitions):
-        start = time.perf_counter()
-        function()
-        durations.append(time.perf_counter() - start)
-    return statistics.median(durations) * 1e3
 
 
 def layer_inputs(config: ModelConfig, name: str, activity: float,
@@ -89,8 +79,8 @@ def bench_layers(config: ModelConfig, activities: tuple[float, ...] = ACTIVITIES
                 def sparse_layer(spikes=spikes, name=name) -> np.ndarray:
                     return sparse.layer_current(name, spikes)
 
-                dense_ms = _median_ms(dense_layer, repetitions)
-                sparse_ms = _median_ms(sparse_layer, repetitions)
+                dense_ms = median_ms(dense_layer, repetitions)
+                sparse_ms = median_ms(sparse_layer, repetitions)
                 difference = float(np.abs(sparse_layer() - dense_layer()[0]
                                           .permute(1, 2, 0).numpy()).max())
                 rows.append({'layer': name, 'activity': activity,

@@ -6,6 +6,7 @@ Writes ``evaluation.json`` and ``mpjpe_per_step.png`` into ``--out-dir`` and pri
 import argparse
 import os
 
+from hybrid_pose_ros.model.inference import ANN_PRECISIONS
 from hybrid_pose_ros.training.evaluate import run
 
 
@@ -30,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--energy-windows', type=int, default=4,
                         help='windows sampled for the synaptic-operation accounting')
     parser.add_argument('--max-windows', type=int, help='evaluate only the first N windows')
+    parser.add_argument('--ann-precision', default='float32', choices=ANN_PRECISIONS,
+                        help="arithmetic of the ANNs (as the node's ann_precision)")
     parser.add_argument('--quiet', action='store_true', help='no progress bars')
     return parser
 
@@ -53,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = args.out_dir or os.path.join(args.run_dir or '.', 'evaluation')
     run(checkpoints, args.data, args.cameras, out_dir, split=args.split, device=args.device,
         batch_size=args.batch_size, cache=args.cache, energy_windows=args.energy_windows,
-        progress=not args.quiet, max_windows=args.max_windows)
+        progress=not args.quiet, max_windows=args.max_windows,
+        ann_precision=args.ann_precision)
     return 0
 
 

@@ -35,6 +35,7 @@ from hybrid_pose_ros.model.decode import decode_heatmaps
 from hybrid_pose_ros.model.energy import (account_step, ENERGY_CONSTANTS, energy_report,
                                           mean_accounting, snn_step_energy, StepAccounting)
 from hybrid_pose_ros.model.hybrid import HybridPoseNet, PureSNN
+from hybrid_pose_ros.model.inference import resolve_ann_precision, with_ann_precision
 from hybrid_pose_ros.model.macs import ann_macs, initializer_macs
 from hybrid_pose_ros.training.dataset import DeviceData, WindowDataset
 import numpy as np
@@ -358,10 +359,13 @@ def write_results(results: dict[str, Any], out_dir: str) -> tuple[str, str]:
 def run(checkpoints: dict[str, str | None], data: Sequence[str], cameras: Sequence[int],
         out_dir: str, split: str = 'test', device: str = 'auto', batch_size: int = 16,
         cache: str | None = None, energy_windows: int = 4, progress: bool = True,
-        max_windows: int | None = None,
+        max_windows: int | None = None, ann_precision: str = 'float32',
         log: Callable[[str], None] = print) -> dict[str, Any]:
     """
     Load checkpoints (``hybrid``, ``pure_snn``, ``ann``; any may be None), evaluate, write.
+
+    ``ann_precision`` (``float32``, ``bfloat16`` or ``auto``, as the node's parameter) sets the
+    arithmetic of every ANN, to measure what the node's bfloat16 ANN does to the errors.
 
     The model config comes from the first checkpoint given; every checkpoint must share its
     input size and timing.
@@ -385,12 +389,15 @@ def run(checkpoints: dict[str, str | None], data: Sequence[str], cameras: Sequen
     log(f'{split}: {len(dataset)} windows from {len(dataset.sources)} recording-cameras '
         f'({dataset.nbytes() / 2**20:.0f} MiB)')
     device_data = dataset.to_device(device)
-    models = {kind: checkpoint.model.to(device).eval() for kind, checkpoint in loaded.items()}
+    precision = resolve_ann_precision(ann_precision, device)
+    models = {kind: with_ann_precision(checkpoint.model.to(device).eval(), precision)
+              for kind, checkpoint in loaded.items()}
     results = evaluate_models(dataset, device_data, models.get('hybrid'),
                               models.get('pure_snn'), models.get('ann'), batch_size,
                               energy_windows, progress, max_windows)
     results['checkpoints'] = {kind: os.path.abspath(c.path) for kind, c in loaded.items()}
     results['device'] = str(device)
+    results['ann_precision'] = precision
     json_path, png_path = write_results(results, out_dir)
     log(format_table(results))
     log(f'wrote {json_path} and {png_path}')
