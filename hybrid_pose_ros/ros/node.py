@@ -345,7 +345,7 @@ class HybridPoseNode(Node):
             if task.bin.gap_before or task.bin.reset_before:
                 self.resume_us = task.bin.start_us
             early = self._take_early_ann(task)
-            if task.history is not None and int(task.history['t'][0]) < self.resume_us:
+            if task.history is not None and not self._after_resume(task.history):
                 # the ANN would see events from before the gap: wait for a fresh history
                 self.stats['windows_skipped_after_gap'] += 1
                 task = BinTask(task.bin)
@@ -354,13 +354,17 @@ class HybridPoseNode(Node):
                 future = early or self._start_ann(task.history)
             elif early is not None:
                 early.cancel()
-            if task.next_history is not None and int(task.next_history['t'][0]) >= self.resume_us:
+            if task.next_history is not None and self._after_resume(task.next_history):
                 # the next window's events are known: start its ANN before its first bin ends
                 self.early_ann[task.bin.end_us] = self._start_ann(task.next_history)
             with self.lock:
                 self.queue.append((task, future, received))
                 self.queued_events += len(task.bin.events)
                 self._enforce_queue_bound()
+
+    def _after_resume(self, history: np.ndarray) -> bool:
+        """Whether an ANN history lies entirely after the last gap or reset."""
+        return int(history['t'][0]) >= self.resume_us
 
     def _take_early_ann(self, task: BinTask) -> Future | None:
         """Pop the ANN started early for the window this bin begins; cancel outdated ones."""
