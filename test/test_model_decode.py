@@ -1,6 +1,7 @@
 """Heatmap decoding: paper argmax, sub-pixel refinement, confidence, non-finite maps."""
 import math
 
+from hybrid_pose_ros.model import decode
 from hybrid_pose_ros.model.decode import decode_heatmaps
 import pytest
 import torch
@@ -90,3 +91,17 @@ def test_subpixel_leaves_border_peaks_and_plateaus_alone():
 def test_rejects_maps_without_joint_axis():
     with pytest.raises(ValueError, match='J, H, W'):
         decode_heatmaps(torch.zeros(8, 8))
+
+
+def test_numpy_fast_path_equals_the_torch_path(monkeypatch):
+    generator = torch.Generator().manual_seed(3)
+    maps = torch.randn(2, 13, 24, 20, generator=generator)
+    maps[0, :, 5, 7] = maps[0, :, 9, 2] = 9.0        # ties: the first maximum wins
+    maps[1, 3] = -1.5                                  # a flat map: the first pixel
+    maps = maps.contiguous(memory_format=torch.channels_last)
+    fast = decode_heatmaps(maps)
+    monkeypatch.setattr(decode, '_decode_finite_numpy', lambda heatmaps: None)
+    general = decode_heatmaps(maps)
+    assert torch.equal(fast.xy, general.xy) and torch.equal(fast.confidence, general.confidence)
+    assert fast.xy[0, 0].tolist() == [7.0, 5.0] and fast.xy[1, 3].tolist() == [0.0, 0.0]
+    assert fast.xy.dtype == general.xy.dtype and fast.confidence.dtype == general.confidence.dtype

@@ -204,6 +204,8 @@ def test_model_bench_reports_synthetic_person_activity(tmp_path, capsys):
     assert result['latency']['1']['step']['count'] == 3
     # the bfloat16 ANN is timed beside the float32 one wherever the CPU runs it natively
     assert ('init_bfloat16' in result['latency']['1']) == native_bfloat16()
+    assert result['latency']['1']['init_unpacked']['count'] >= 2   # the packing's baseline
     assert 2000 < result['events_per_bin_in_crop'] < 6000  # 0.5 Mev/s over the sensor
     assert 0.001 < result['report']['step']['mean_firing_rate'] < 0.5
-    assert 'power at the SNN rate' in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert 'power at the SNN rate' in printed and 'packed x' in printed

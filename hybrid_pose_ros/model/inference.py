@@ -1,5 +1,7 @@
 """
-Inference speed-ups that keep the results: BN folding, no autograd, thread count, SNN backend.
+Inference speed-ups that keep the results: BN folding, no autograd, prepacked convs, threads.
+
+The SNN backend and the ANN precision are chosen here too.
 
 :func:`fold_batchnorm` returns a copy in which every ``Conv2d -> BatchNorm2d`` pair inside an
 ``nn.Sequential`` (all SNN layers, the pure-SNN head and both halves of every state initialiser)
@@ -20,6 +22,7 @@ import copy
 import itertools
 
 from hybrid_pose_ros.model.ann import AnnOutput, AnnUNet
+from hybrid_pose_ros.model.packed import pack_convolutions, packing_available
 from hybrid_pose_ros.model.sparse import use_sparse_snn
 import torch
 from torch import nn
@@ -114,14 +117,16 @@ def model_device(model: nn.Module) -> torch.device:
 
 def prepare_for_inference(model: nn.Module, threads: int | None = None,
                           channels_last: bool = True, snn_backend: str = 'dense',
-                          ann_precision: str = 'float32') -> nn.Module:
+                          ann_precision: str = 'float32', pack_convs: bool = True) -> nn.Module:
     """
     Fold BatchNorm, switch to eval, drop gradients and optionally set the thread count.
 
     ``snn_backend='sparse'`` swaps the SNN of a hybrid or pure-SNN model for its event-driven
     twin (:func:`~hybrid_pose_ros.model.sparse.use_sparse_snn`). ``ann_precision``
     (:data:`ANN_PRECISIONS`) sets the arithmetic of a hybrid's ANN
-    (:class:`ReducedPrecisionAnn` for ``bfloat16``).
+    (:class:`ReducedPrecisionAnn` for ``bfloat16``). With ``pack_convs`` every remaining torch
+    conv (ANN, initialisers, dense SNN) keeps a weight prepacked for oneDNN, with the following
+    LeakyReLU fused (:mod:`hybrid_pose_ros.model.packed`), where the device allows it.
 
     With ``channels_last`` the conv weights use the NHWC layout, which oneDNN runs much faster on
     CPU for the small channel counts of the ``cpu`` preset; feed inputs through
@@ -141,6 +146,8 @@ def prepare_for_inference(model: nn.Module, threads: int | None = None,
         use_sparse_snn(prepared)
     if isinstance(getattr(prepared, 'ann', None), AnnUNet):   # a hybrid
         with_ann_precision(prepared, ann_precision)
+    if pack_convs and packing_available(model_device(prepared)):
+        pack_convolutions(prepared)
     return prepared
 
 

@@ -33,6 +33,7 @@ import copy
 import time
 from typing import Any, Callable
 
+from hybrid_pose_ros.model.packed import PackedConv2d
 from hybrid_pose_ros.model.snn import (
     MembraneLayout, Membranes, SNN_LAYERS, SpikingUNet, upsample2x)
 import numba
@@ -215,10 +216,16 @@ def fuse_upsampled_conv(weight: np.ndarray) -> np.ndarray:
 
 
 def _folded_conv(module: nn.Module) -> nn.Conv2d:
-    """Return the conv of a ``conv [-> BatchNorm]`` layer with the BN (eval statistics) folded."""
-    if isinstance(module, nn.Conv2d):
-        return module
+    """
+    Return the conv of a ``conv [-> BatchNorm]`` layer with the BN (eval statistics) folded.
+
+    A prepacked conv (:class:`~hybrid_pose_ros.model.packed.PackedConv2d`) is unpacked.
+    """
+    if isinstance(module, (nn.Conv2d, PackedConv2d)):
+        module = nn.Sequential(module)
     conv, norm = module[0], module[1] if len(module) > 1 else None
+    if isinstance(conv, PackedConv2d):
+        conv = conv.unpacked()
     return fuse_conv_bn_eval(conv, norm) if isinstance(norm, nn.BatchNorm2d) else conv
 
 

@@ -3,7 +3,8 @@ Benchmark the hybrid model on this CPU: latency, compute, activity and energy pe
 
 For each preset (default ``paper`` and ``cpu``) and thread count (1 and 2) it times the window
 initialisation (ANN + state initialisers) and the SNN step of the inference-prepared model
-(BatchNorm folded, channels-last, ``torch.inference_mode``), and reports dense MACs, synaptic
+(BatchNorm folded, channels-last, prepacked convs, ``torch.inference_mode``; the init also
+with torch's own convs, for the packing's speed-up), and reports dense MACs, synaptic
 operations, firing rates and energy estimates (:mod:`hybrid_pose_ros.model.energy`).
 
 Input activity is a synthetic person in front of a DAVIS346: a 13-joint stick figure, about
@@ -205,6 +206,7 @@ def bench_preset(name: str, config: ModelConfig, model: HybridPoseNet, args: arg
     if not trained:
         calibrate_batchnorm(model, windows, 3 if heavy else config.steps_per_window)
     prepared = prepare_for_inference(model)
+    unpacked = prepare_for_inference(model, ann_precision='auto', pack_convs=False)
     reduced = (prepare_for_inference(model, ann_precision='bfloat16')
                if native_bfloat16() else None)
     windows = [(to_channels_last(a), to_channels_last(f.squeeze(0)).unsqueeze(0))
@@ -213,6 +215,9 @@ def bench_preset(name: str, config: ModelConfig, model: HybridPoseNet, args: arg
     for threads in args.threads:
         set_threads(threads)
         result = bench_latency(prepared, windows, steps, inits)
+        # the node's init (ann_precision auto) with torch's own convs, which reorder their
+        # weights on every call: the baseline of the prepacked convs, same run
+        result['init_unpacked'] = bench_init(unpacked, windows[0][0], inits)
         if reduced is not None:   # the bfloat16 ANN of ann_precision:=auto, same run
             result['init_bfloat16'] = bench_init(reduced, windows[0][0], inits)
         result['budget_ms'] = (result['step']['median_ms']
@@ -237,20 +242,26 @@ def bench_preset(name: str, config: ModelConfig, model: HybridPoseNet, args: arg
 def format_results(results: list[dict[str, Any]]) -> str:
     """Render the benchmark results as plain-text tables."""
     lines = ['latency (median / p99 ms); budget = step + init / steps_per_window; bf16 init: '
-             'median with the ANN in bfloat16 (ann_precision)',
+             'median with the ANN in bfloat16 (ann_precision); unpacked: median init at the '
+             "node's precision (auto) with torch's per-call weight reorder (pack_convs=False), "
+             'and its ratio to the packed one',
              f'{"preset":<12}{"input":>9}{"thr":>5}{"init med":>10}{"init p99":>10}'
-             f'{"step med":>10}{"step p99":>10}{"budget":>9}{"of 1 s":>7}{"bf16 init":>11}']
+             f'{"step med":>10}{"step p99":>10}{"budget":>9}{"of 1 s":>7}{"bf16 init":>11}'
+             f'{"unpacked":>10}{"packed x":>10}']
     for result in results:
         config = result['config']
         size = f'{config["input_width"]}x{config["input_height"]}'
         for threads, lat in result['latency'].items():
             reduced = lat.get('init_bfloat16')
+            packed = (reduced or lat['init'])['median_ms']
             lines.append(
                 f'{result["preset"]:<12}{size:>9}{threads:>5}'
                 f'{lat["init"]["median_ms"]:>10.2f}{lat["init"]["p99_ms"]:>10.2f}'
                 f'{lat["step"]["median_ms"]:>10.2f}{lat["step"]["p99_ms"]:>10.2f}'
                 f'{lat["budget_ms"]:>9.2f}{lat["realtime_load"]:>7.0%}'
-                + (f'{reduced["median_ms"]:>11.2f}' if reduced else f'{"-":>11}'))
+                + (f'{reduced["median_ms"]:>11.2f}' if reduced else f'{"-":>11}')
+                + f'{lat["init_unpacked"]["median_ms"]:>10.2f}'
+                + f'{lat["init_unpacked"]["median_ms"] / packed:>9.2f}x')
     lines += ['', 'compute per pass / step (GMAC dense; G synaptic ops per step)',
               f'{"preset":<12}{"ANN":>8}{"init":>8}{"SNN":>8}{"fire %":>8}{"synops":>9}'
               f'{"fused":>8}{"simpl.":>8}{"ev/bin":>8}']
