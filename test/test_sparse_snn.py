@@ -5,6 +5,7 @@ import os
 from helpers.streams import moving_blob_events, randomize_batchnorm
 from hybrid_pose_ros.estimator import HybridEstimator, run_offline
 from hybrid_pose_ros.events.sensor import SensorGeometry
+from hybrid_pose_ros.model import sparse as sparse_module
 from hybrid_pose_ros.model.checkpoint import load_checkpoint
 from hybrid_pose_ros.model.config import make_config
 from hybrid_pose_ros.model.hybrid import HybridPoseNet, PureSNN
@@ -95,6 +96,41 @@ def test_layer_current_of_a_concatenation_equals_the_dense_conv():
         sparse.layer_current('up4', lists)
 
 
+@pytest.mark.parametrize('dense_above,fused_steps', [
+    (1.0, 4),                                   # every layer below: every step fused
+    ({**dict.fromkeys(LAYER_INPUTS, 1.0), 'up2': 0.0}, 0),   # up2 dense: back from up2 on
+])
+def test_fused_step_equals_the_layer_by_layer_path_bit_for_bit(
+        monkeypatch, dense_above, fused_steps):
+    snn = random_snn(seed=11)
+    sparse = SparseSpikingUNet(snn, dense_above=dense_above)
+    finished = []
+
+    def spy(*args):
+        stopped_at = fused_step(*args)
+        finished.append(stopped_at < 0)
+        return stopped_at
+
+    fused_step = sparse_module._fused_step
+    monkeypatch.setattr(sparse_module, '_fused_step', spy)
+    generator = torch.Generator().manual_seed(5)
+    state = [torch.randn(shape, generator=generator) * 0.8
+             for shape in snn.membrane_shapes(1, 24, 40)]
+    with torch.inference_mode():
+        for step in range(4):
+            frame = sparse_frame(24, 40, seed=step, density=0.1)
+            out, membranes, spikes = sparse.step(frame, state)
+            with monkeypatch.context() as layer_by_layer:
+                layer_by_layer.setattr(sparse, '_fused', lambda *args: None)
+                expected_out, expected_membranes, expected_spikes = sparse.step(frame, state)
+            assert torch.equal(out, expected_out)
+            assert all(torch.equal(a, e) for a, e in zip(membranes, expected_membranes))
+            assert all(torch.equal(a, e) for a, e in zip(spikes, expected_spikes))
+            state = membranes
+    assert sum(finished) == fused_steps and len(finished) == 4
+    assert sum(float(s.sum()) for s in spikes) > 0
+
+
 def test_bundled_weights_give_the_same_poses_on_events():
     loaded = load_checkpoint(WEIGHTS)
     config = loaded.model.config
@@ -121,7 +157,7 @@ def test_calibration_sets_one_threshold_per_layer():
     assert sparse.dense_above == thresholds
     # preparation uses fixed thresholds (no timing), so the same input takes the same path
     cpu = prepare_for_inference(HybridPoseNet(make_config('cpu')).eval(), snn_backend='sparse')
-    assert cpu.snn.dense_above == PRESET_DENSE_ABOVE['cpu']
+    assert cpu.snn.dense_above == dict.fromkeys(LAYER_INPUTS, PRESET_DENSE_ABOVE['cpu'])
     small_paper = make_config('paper', input_height=32, input_width=32, ann_base_width=4,
                               snn_base_width=4)
     paper = prepare_for_inference(HybridPoseNet(small_paper).eval(), snn_backend='sparse')

@@ -15,14 +15,19 @@ that the next layers scatter, in position order; a layer whose weights outweigh 
 (``up1``, the residual convs of ``paper``) scatters it channel by channel instead, so each weight
 slice is read from memory once per step rather than once per spike. A layer whose inputs are
 more active than its threshold runs as a dense torch conv instead, so the cost of a burst stays
-near that of a dense step. The thresholds are fixed per preset (:data:`PRESET_DENSE_ABOVE`,
-else :data:`DENSE_ABOVE_ACTIVITY`), so a model always takes the same path on the same input.
+bounded. The thresholds are fixed per preset (:data:`PRESET_DENSE_ABOVE`, else
+:data:`DENSE_ABOVE_ACTIVITY`), so a model always takes the same path on the same input.
 :meth:`SparseSpikingUNet.calibrate` measures them on a machine (where each layer's scatter time
 crosses its conv's), but timing varies from run to run, and so would the last bits of the
 results (the two paths differ by float rounding, which can flip a spike at the threshold), so
 it only informs those constants. Everything runs on the
 BatchNorm-folded weights in channels-last layout, in kernels compiled by Numba (cached on disk
 after the first compile) that release the GIL, so the node's ANN thread runs beside them.
+
+While every layer stays below its threshold, the whole step is one compiled call
+(:func:`_fused_step`: the same kernels in the same order, no Python between the layers, the GIL
+released throughout). The first layer above its threshold sends the step back to the
+layer-by-layer path, from the start; where no layer runs dense the two give identical bits.
 
 :class:`SparseSpikingUNet` has the same :meth:`step` as :class:`SpikingUNet`, so
 ``use_sparse_snn(model)`` swaps it into a hybrid or pure-SNN model for inference; the outputs
@@ -51,15 +56,17 @@ break-even of this CPU's ``paper`` layers lies between 5 and 10 % (``hybrid_pose
 --sections sparse``), so a burst of activity costs at most about a dense step.
 """
 
-PRESET_DENSE_ABOVE: dict[str, dict[str, float]] = {
-    'cpu': {'static_conv': 0.17, 'down1': 0.07, 'down2': 0.13, 'down3': 0.25, 'res_conv1': 0.29,
-            'res_conv2': 0.27, 'up1': 0.07, 'up2': 0.14, 'up3': 0.26, 'head': 0.3},
-}
+PRESET_DENSE_ABOVE: dict[str, float | dict[str, float]] = {'cpu': 0.3}
 """
-Per-layer thresholds of a preset: the medians of 7 :meth:`SparseSpikingUNet.calibrate` runs
-on this 2-core AMD EPYC with one torch thread (the node's setting). At 64x64 the conv's fixed
-cost moves most break-evens well above 8 %: a sample-bag step took 2.6 ms with 8 % everywhere
-and 2.1 ms with these.
+Thresholds of a preset, one for every layer or one per layer.
+
+``cpu``: 30 % everywhere. The per-layer break-evens of :meth:`SparseSpikingUNet.calibrate`
+(6-31 % on this 2-core AMD EPYC, one torch thread) compare a layer's scatter with its torch conv
+in the layer-by-layer path, where each layer also pays Python overhead; with them most
+sample-bag steps had a layer above its threshold and ran layer by layer (2.1 ms). The sample
+bag's layer inputs stay below 31 % (p99 9-30 %), so at 30 % nearly every step runs fused
+(446 of 448 steps; 1.5 ms against 1.9 ms layer by layer). A step with 30 % active inputs in
+every layer would cost about twice a dense one (9.6 against 4.5 ms summed over the layers).
 """
 
 CALIBRATION_ACTIVITIES = (0.02, 0.3)
@@ -194,6 +201,102 @@ def _scatter_upsampled_conv(active: np.ndarray, count: int, channel_offset: int,
                             continue
                         for o in range(out_channels):
                             out[row, col, o] += scale * weight[c, dy, dx, o]
+
+
+@numba.njit(cache=True, nogil=True)
+def _accumulate(out: np.ndarray, active: np.ndarray, count: int, channels: int,
+                channel_offset: int, values: np.ndarray, binary: bool, weight: np.ndarray,
+                fused: np.ndarray, stride: int, in_h: int, in_w: int) -> None:
+    """Scatter one input's active list into ``out`` as :meth:`SparseSpikingUNet._scatter` does."""
+    upsampled = fused.shape[0] > 0
+    by_channel = binary and (fused.size if upsampled else weight.size) > out.size
+    ordered = _sort_by_channel(active, count, channels) if by_channel else active
+    if upsampled:
+        _scatter_upsampled_conv(ordered, count, channel_offset, fused, weight, in_h, in_w, out)
+    else:
+        _scatter_conv(ordered, count, channel_offset, values, weight, stride,
+                      weight.shape[1] // 2, out)
+
+
+@numba.njit(cache=True, nogil=True)
+def _biased(bias: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Return a ``[height, width, C]`` accumulator holding the bias."""
+    out = np.empty((height, width, bias.size), dtype=np.float32)
+    out[:, :] = bias
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _fused_step(frame, v_in, v_out, spikes, weights, biases, fused, strides, limits,
+                charge_weight, threshold, out) -> int:
+    """
+    One whole sparse step in a single call (no Python between the layers, no GIL held).
+
+    Same layers, spike lists and scatter kernels as :meth:`SparseSpikingUNet.step`. Returns the
+    index (:data:`LAYER_INPUTS` order) of the first layer whose active inputs exceed
+    ``limits[i]``, which the caller then runs on its dense path, or -1 when the step finished.
+    """
+    height, width, channels = frame.shape
+    events = np.empty((frame.size, 3), dtype=np.int32)
+    values = np.empty(frame.size, dtype=np.float32)
+    n_events = 0
+    for y in range(height):
+        for x in range(width):
+            for c in range(channels):
+                if frame[y, x, c] != 0.0:
+                    events[n_events, 0], events[n_events, 1], events[n_events, 2] = y, x, c
+                    values[n_events] = frame[y, x, c]
+                    n_events += 1
+    if n_events > limits[0] * frame.size:
+        return 0
+    no_fused = np.empty((0, 1, 1, 1), dtype=np.float32)
+    ones = np.ones(frame.size, dtype=np.float32)
+    lists = []      # (active, count) of the nine LIF layers, in SNN_LAYERS order
+    current = _biased(biases[0], height, width)
+    _accumulate(current, events, n_events, channels, 0, values, False, weights[0], no_fused,
+                strides[0], height, width)
+    for layer in range(9):
+        if layer > 0:
+            sources = (layer - 1, -1) if layer < 6 else (
+                (5, 3) if layer == 6 else (6, 2) if layer == 7 else (7, 1))
+            active_inputs, size_inputs = 0, 0
+            for source in sources:
+                if source >= 0:
+                    active_inputs += lists[source][1]
+                    size_inputs += spikes[source].size
+            if active_inputs > limits[layer] * size_inputs:
+                return layer
+            first = spikes[sources[0]]
+            in_h, in_w = first.shape[0], first.shape[1]
+            upsampled = layer >= 6
+            stride = strides[layer]
+            out_h = 2 * in_h if upsampled else in_h // stride
+            out_w = 2 * in_w if upsampled else in_w // stride
+            current = _biased(biases[layer], out_h, out_w)
+            offset = 0
+            for source in sources:
+                if source < 0:
+                    continue
+                source_channels = spikes[source].shape[2]
+                _accumulate(current, lists[source][0], lists[source][1], source_channels,
+                            offset, ones, True, weights[layer],
+                            fused[layer - 6] if upsampled else no_fused, stride, in_h, in_w)
+                offset += source_channels
+            if layer == 5:
+                current += spikes[3]
+        active = np.empty((current.size, 3), dtype=np.int32)
+        count = _lif(current, v_in[layer], v_out[layer], spikes[layer], active, charge_weight,
+                     threshold)
+        lists.append((active, count))
+    active_inputs = lists[8][1] + lists[0][1]
+    if active_inputs > limits[9] * (spikes[8].size + spikes[0].size):
+        return 9
+    out[:, :] = biases[9]
+    _accumulate(out, lists[8][0], lists[8][1], spikes[8].shape[2], 0, ones, True, weights[9],
+                no_fused, 1, height, width)
+    _accumulate(out, lists[0][0], lists[0][1], spikes[0].shape[2], spikes[8].shape[2], ones,
+                True, weights[9], no_fused, 1, height, width)
+    return -1
 
 
 def fuse_upsampled_conv(weight: np.ndarray) -> np.ndarray:
@@ -351,6 +454,11 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
         self.layers = {name: _Layer(getattr(snn, name), upsampled=name.startswith('up'))
                        for name in SNN_LAYERS}
         self.layers['head'] = _Layer(snn.head)
+        ordered = [self.layers[name] for name in LAYER_INPUTS]
+        self._fused_args = (tuple(layer.weight for layer in ordered),
+                            tuple(layer.bias for layer in ordered),
+                            tuple(layer.fused for layer in ordered if layer.upsampled),
+                            tuple(layer.stride for layer in ordered))
         self._warm_up()
 
     @staticmethod
@@ -466,6 +574,32 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
             return self.layers[name].dense_current(inputs)
         return self._scatter(name, inputs)
 
+    def _fused(self, frame: torch.Tensor, membranes: Membranes
+               ) -> tuple[torch.Tensor, Membranes, tuple[torch.Tensor, ...]] | None:
+        """
+        Run the step as one compiled call while every layer stays below its dense threshold.
+
+        Returns None when a layer is above it (the caller then runs the layer-by-layer path with
+        the dense fallback, from the start) or when the sizes do not fit the UNet.
+        """
+        height, width = frame.shape[2:]
+        shapes = self.membrane_shapes(1, height, width)
+        if height % 8 or width % 8 or any(tuple(m.shape) != shape
+                                          for m, shape in zip(membranes, shapes)):
+            return None   # the layer-by-layer path reports what does not fit
+        v_in = tuple(_hwc(membrane) for membrane in membranes)
+        v_out = tuple(np.empty_like(v) for v in v_in)
+        spikes = tuple(np.empty_like(v) for v in v_in)
+        out = np.empty((height, width, self.layers['head'].weight.shape[3]), dtype=np.float32)
+        limits = np.array([self.dense_above[name] for name in LAYER_INPUTS])
+        weights, biases, fused, strides = self._fused_args
+        stopped_at = _fused_step(_hwc(frame), v_in, v_out, spikes, weights, biases, fused,
+                                 strides, limits, self.charge_weight,
+                                 np.float32(self.v_threshold), out)
+        if stopped_at >= 0:
+            return None
+        return (_nchw(out), [_nchw(v) for v in v_out], tuple(_nchw(s) for s in spikes))
+
     @torch.inference_mode()
     def step(self, frame: torch.Tensor, membranes: Membranes
              ) -> tuple[torch.Tensor, Membranes, tuple[torch.Tensor, ...]]:
@@ -480,6 +614,9 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
         if frame.dim() != 4 or frame.shape[0] != 1:
             raise ValueError(f'the sparse SNN steps one sample: frame must be [1, C, H, W], '
                              f'got {tuple(frame.shape)}')
+        fused = self._fused(frame, membranes)
+        if fused is not None:
+            return fused
         events = SpikeList.from_dense(_hwc(frame), binary=False)
         new_membranes: Membranes = []
         state = iter(membranes)
