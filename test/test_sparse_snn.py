@@ -96,38 +96,37 @@ def test_layer_current_of_a_concatenation_equals_the_dense_conv():
         sparse.layer_current('up4', lists)
 
 
-@pytest.mark.parametrize('dense_above,fused_steps', [
-    (1.0, 4),                                   # every layer below: every step fused
-    ({**dict.fromkeys(LAYER_INPUTS, 1.0), 'up2': 0.0}, 0),   # up2 dense: back from up2 on
+@pytest.mark.parametrize('dense_above,calls', [
+    (1.0, [(0, -1)]),                                        # one call does the whole step
+    ({**dict.fromkeys(LAYER_INPUTS, 1.0), 'up2': 0.0}, [(0, 7), (8, -1)]),   # up2 in torch
+    ({**dict.fromkeys(LAYER_INPUTS, 1.0), 'head': 0.0}, [(0, 9)]),
 ])
-def test_fused_step_equals_the_layer_by_layer_path_bit_for_bit(
-        monkeypatch, dense_above, fused_steps):
+def test_a_dense_layer_splits_the_compiled_step(monkeypatch, dense_above, calls):
     snn = random_snn(seed=11)
     sparse = SparseSpikingUNet(snn, dense_above=dense_above)
-    finished = []
+    recorded = []
 
-    def spy(*args):
-        stopped_at = fused_step(*args)
-        finished.append(stopped_at < 0)
-        return stopped_at
+    def spy(start, *args):
+        dense_layer = run_layers(start, *args)
+        recorded.append((start, dense_layer))
+        return dense_layer
 
-    fused_step = sparse_module._fused_step
-    monkeypatch.setattr(sparse_module, '_fused_step', spy)
+    run_layers = sparse_module._run_layers
+    monkeypatch.setattr(sparse_module, '_run_layers', spy)
     generator = torch.Generator().manual_seed(5)
     state = [torch.randn(shape, generator=generator) * 0.8
              for shape in snn.membrane_shapes(1, 24, 40)]
+    dense_state = state
     with torch.inference_mode():
-        for step in range(4):
+        for step in range(3):
             frame = sparse_frame(24, 40, seed=step, density=0.1)
-            out, membranes, spikes = sparse.step(frame, state)
-            with monkeypatch.context() as layer_by_layer:
-                layer_by_layer.setattr(sparse, '_fused', lambda *args: None)
-                expected_out, expected_membranes, expected_spikes = sparse.step(frame, state)
-            assert torch.equal(out, expected_out)
-            assert all(torch.equal(a, e) for a, e in zip(membranes, expected_membranes))
-            assert all(torch.equal(a, e) for a, e in zip(spikes, expected_spikes))
-            state = membranes
-    assert sum(finished) == fused_steps and len(finished) == 4
+            recorded.clear()
+            out, state, spikes = sparse.step(frame, state)
+            assert recorded == calls
+            expected, dense_state, expected_spikes = snn.step(frame, dense_state)
+            torch.testing.assert_close(out, expected, rtol=0, atol=1e-4)
+            for got, want in zip(state, dense_state):
+                torch.testing.assert_close(got, want, rtol=0, atol=1e-4)
     assert sum(float(s.sum()) for s in spikes) > 0
 
 
@@ -157,7 +156,7 @@ def test_calibration_sets_one_threshold_per_layer():
     assert sparse.dense_above == thresholds
     # preparation uses fixed thresholds (no timing), so the same input takes the same path
     cpu = prepare_for_inference(HybridPoseNet(make_config('cpu')).eval(), snn_backend='sparse')
-    assert cpu.snn.dense_above == dict.fromkeys(LAYER_INPUTS, PRESET_DENSE_ABOVE['cpu'])
+    assert cpu.snn.dense_above == PRESET_DENSE_ABOVE['cpu']
     small_paper = make_config('paper', input_height=32, input_width=32, ann_base_width=4,
                               snn_base_width=4)
     paper = prepare_for_inference(HybridPoseNet(small_paper).eval(), snn_backend='sparse')

@@ -24,10 +24,9 @@ it only informs those constants. Everything runs on the
 BatchNorm-folded weights in channels-last layout, in kernels compiled by Numba (cached on disk
 after the first compile) that release the GIL, so the node's ANN thread runs beside them.
 
-While every layer stays below its threshold, the whole step is one compiled call
-(:func:`_fused_step`: the same kernels in the same order, no Python between the layers, the GIL
-released throughout). The first layer above its threshold sends the step back to the
-layer-by-layer path, from the start; where no layer runs dense the two give identical bits.
+The layers of a step run in one compiled call (:func:`_run_layers`: no Python between them, the
+GIL released throughout) up to a layer above its threshold; that layer runs as a torch conv,
+and the next call goes on from the layer after it.
 
 :class:`SparseSpikingUNet` has the same :meth:`step` as :class:`SpikingUNet`, so
 ``use_sparse_snn(model)`` swaps it into a hybrid or pure-SNN model for inference; the outputs
@@ -56,17 +55,20 @@ break-even of this CPU's ``paper`` layers lies between 5 and 10 % (``hybrid_pose
 --sections sparse``), so a burst of activity costs at most about a dense step.
 """
 
-PRESET_DENSE_ABOVE: dict[str, float | dict[str, float]] = {'cpu': 0.3}
+PRESET_DENSE_ABOVE: dict[str, float | dict[str, float]] = {
+    'cpu': {'static_conv': 0.26, 'down1': 0.1, 'down2': 0.2, 'down3': 0.38, 'res_conv1': 0.44,
+            'res_conv2': 0.4, 'up1': 0.1, 'up2': 0.21, 'up3': 0.39, 'head': 0.45},
+}
 """
 Thresholds of a preset, one for every layer or one per layer.
 
-``cpu``: 30 % everywhere. The per-layer break-evens of :meth:`SparseSpikingUNet.calibrate`
-(6-31 % on this 2-core AMD EPYC, one torch thread) compare a layer's scatter with its torch conv
-in the layer-by-layer path, where each layer also pays Python overhead; with them most
-sample-bag steps had a layer above its threshold and ran layer by layer (2.1 ms). The sample
-bag's layer inputs stay below 31 % (p99 9-30 %), so at 30 % nearly every step runs fused
-(446 of 448 steps; 1.5 ms against 1.9 ms layer by layer). A step with 30 % active inputs in
-every layer would cost about twice a dense one (9.6 against 4.5 ms summed over the layers).
+``cpu``: 1.5 times the medians of 7 :meth:`SparseSpikingUNet.calibrate` runs on this 2-core AMD
+EPYC with one torch thread (the node's setting). Calibration compares a layer's scatter with its
+torch conv one layer at a time, each paying Python overhead; in the compiled step a sparse layer
+pays none and a dense one pays more (it interrupts the call), which moves each break-even up.
+On the sample bag, steps took 1.46 ms on average with this table, as fast as never going dense
+(1.45 ms) and faster than with the calibrated medians themselves (1.63 ms); the slowest first
+step of a window (the most active) took 3.1 ms, against 4.2 ms when never going dense.
 """
 
 CALIBRATION_ACTIVITIES = (0.02, 0.3)
@@ -79,6 +81,9 @@ LAYER_INPUTS = {
     'head': ('up3', 'static_conv'),
 }
 """The conv layers of a step and whose spikes (or the event ``frame``) each one reads."""
+
+NO_FUSED = np.empty((0, 1, 1, 1), dtype=np.float32)
+"""The fused-kernel argument of layers without upsampling (an empty array)."""
 
 UPSAMPLE_STENCIL = np.array([0.25, 0.75, 0.75, 0.25], dtype=np.float32)
 """Weights of input row ``y`` on upsampled rows ``2y-1 .. 2y+2`` (bilinear x2, no corners)."""
@@ -218,84 +223,79 @@ def _accumulate(out: np.ndarray, active: np.ndarray, count: int, channels: int,
                       weight.shape[1] // 2, out)
 
 
-@numba.njit(cache=True, nogil=True)
-def _biased(bias: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Return a ``[height, width, C]`` accumulator holding the bias."""
-    out = np.empty((height, width, bias.size), dtype=np.float32)
-    out[:, :] = bias
-    return out
+LAYER_SOURCES = ((-1, -1), (0, -1), (1, -1), (2, -1), (3, -1), (4, -1), (5, 3), (6, 2), (7, 1),
+                 (8, 0))
+"""For each conv layer (:data:`LAYER_INPUTS` order), the LIF layers it reads (-1: none; the
+first layer reads the frame)."""
 
 
 @numba.njit(cache=True, nogil=True)
-def _fused_step(frame, v_in, v_out, spikes, weights, biases, fused, strides, limits,
-                charge_weight, threshold, out) -> int:
+def _run_layers(start, frame, frame_active, frame_values, v_in, v_out, spikes, actives, counts,
+                weights, biases, fused, strides, limits, charge_weight, threshold, out) -> int:
     """
-    One whole sparse step in a single call (no Python between the layers, no GIL held).
+    Run the step's layers from ``start`` in one call (no Python between them, no GIL held).
 
-    Same layers, spike lists and scatter kernels as :meth:`SparseSpikingUNet.step`. Returns the
-    index (:data:`LAYER_INPUTS` order) of the first layer whose active inputs exceed
-    ``limits[i]``, which the caller then runs on its dense path, or -1 when the step finished.
+    Layers are in :data:`LAYER_INPUTS` order (the nine LIF layers, then the head, which writes
+    ``out``); each LIF layer writes its membrane, spikes and spike list (``actives``,
+    ``counts``), which later layers and skip connections read. At ``start == 0`` the frame's
+    nonzero counts are listed first (``frame_active``, ``frame_values``, ``counts[9]``).
+    Returns the index of the first layer whose active inputs exceed ``limits[i]`` of its
+    inputs, for the caller to run densely before calling again from the next layer, or -1
+    when the step is complete.
     """
     height, width, channels = frame.shape
-    events = np.empty((frame.size, 3), dtype=np.int32)
-    values = np.empty(frame.size, dtype=np.float32)
-    n_events = 0
-    for y in range(height):
-        for x in range(width):
-            for c in range(channels):
-                if frame[y, x, c] != 0.0:
-                    events[n_events, 0], events[n_events, 1], events[n_events, 2] = y, x, c
-                    values[n_events] = frame[y, x, c]
-                    n_events += 1
-    if n_events > limits[0] * frame.size:
-        return 0
-    no_fused = np.empty((0, 1, 1, 1), dtype=np.float32)
+    if start == 0:
+        n_events = 0
+        for y in range(height):
+            for x in range(width):
+                for c in range(channels):
+                    if frame[y, x, c] != 0.0:
+                        frame_active[n_events, 0] = y
+                        frame_active[n_events, 1] = x
+                        frame_active[n_events, 2] = c
+                        frame_values[n_events] = frame[y, x, c]
+                        n_events += 1
+        counts[9] = n_events
     ones = np.ones(frame.size, dtype=np.float32)
-    lists = []      # (active, count) of the nine LIF layers, in SNN_LAYERS order
-    current = _biased(biases[0], height, width)
-    _accumulate(current, events, n_events, channels, 0, values, False, weights[0], no_fused,
-                strides[0], height, width)
-    for layer in range(9):
-        if layer > 0:
-            sources = (layer - 1, -1) if layer < 6 else (
-                (5, 3) if layer == 6 else (6, 2) if layer == 7 else (7, 1))
+    for layer in range(start, 10):
+        sources = LAYER_SOURCES[layer]
+        if layer == 0:
+            active_inputs, size_inputs = counts[9], frame.size
+            in_h, in_w = height, width
+        else:
             active_inputs, size_inputs = 0, 0
             for source in sources:
                 if source >= 0:
-                    active_inputs += lists[source][1]
+                    active_inputs += counts[source]
                     size_inputs += spikes[source].size
-            if active_inputs > limits[layer] * size_inputs:
-                return layer
-            first = spikes[sources[0]]
-            in_h, in_w = first.shape[0], first.shape[1]
-            upsampled = layer >= 6
-            stride = strides[layer]
-            out_h = 2 * in_h if upsampled else in_h // stride
-            out_w = 2 * in_w if upsampled else in_w // stride
-            current = _biased(biases[layer], out_h, out_w)
-            offset = 0
-            for source in sources:
-                if source < 0:
-                    continue
-                source_channels = spikes[source].shape[2]
-                _accumulate(current, lists[source][0], lists[source][1], source_channels,
-                            offset, ones, True, weights[layer],
-                            fused[layer - 6] if upsampled else no_fused, stride, in_h, in_w)
-                offset += source_channels
-            if layer == 5:
-                current += spikes[3]
-        active = np.empty((current.size, 3), dtype=np.int32)
-        count = _lif(current, v_in[layer], v_out[layer], spikes[layer], active, charge_weight,
-                     threshold)
-        lists.append((active, count))
-    active_inputs = lists[8][1] + lists[0][1]
-    if active_inputs > limits[9] * (spikes[8].size + spikes[0].size):
-        return 9
-    out[:, :] = biases[9]
-    _accumulate(out, lists[8][0], lists[8][1], spikes[8].shape[2], 0, ones, True, weights[9],
-                no_fused, 1, height, width)
-    _accumulate(out, lists[0][0], lists[0][1], spikes[0].shape[2], spikes[8].shape[2], ones,
-                True, weights[9], no_fused, 1, height, width)
+            in_h, in_w = spikes[sources[0]].shape[0], spikes[sources[0]].shape[1]
+        if active_inputs > limits[layer] * size_inputs:
+            return layer
+        upsampled = 6 <= layer < 9
+        stride = strides[layer]
+        out_h = 2 * in_h if upsampled else in_h // stride
+        out_w = 2 * in_w if upsampled else in_w // stride
+        current = out if layer == 9 else np.empty((out_h, out_w, biases[layer].size),
+                                                  dtype=np.float32)
+        current[:, :] = biases[layer]
+        if layer == 0:
+            _accumulate(current, frame_active, counts[9], channels, 0, frame_values, False,
+                        weights[0], NO_FUSED, stride, in_h, in_w)
+        offset = 0
+        for source in sources:
+            if source < 0:
+                continue
+            source_channels = spikes[source].shape[2]
+            _accumulate(current, actives[source], counts[source], source_channels, offset,
+                        ones, True, weights[layer], fused[layer - 6] if upsampled else NO_FUSED,
+                        stride, in_h, in_w)
+            offset += source_channels
+        if layer == 9:
+            return -1
+        if layer == 5:
+            current += spikes[3]   # the residual connection from down3
+        counts[layer] = _lif(current, v_in[layer], v_out[layer], spikes[layer], actives[layer],
+                             charge_weight, threshold)
     return -1
 
 
@@ -377,7 +377,6 @@ class SpikeList:
         self.active = active
         self.count = count
         self.values = values
-        self._by_channel: np.ndarray | None = None
 
     @classmethod
     def from_dense(cls, dense: np.ndarray, binary: bool = True) -> 'SpikeList':
@@ -389,20 +388,6 @@ class SpikeList:
     def scale(self) -> np.ndarray:
         """Return the value of every active entry."""
         return np.ones(self.count, np.float32) if self.values is None else self.values
-
-    def ordered(self, by_channel: bool) -> np.ndarray:
-        """
-        Return the active list in position order (as listed) or grouped by channel.
-
-        Scattering channel by channel keeps one channel's weight slice in cache while its spikes
-        are applied, which wins when a layer's weights are larger than its output. Lists with
-        values (event counts) stay in position order.
-        """
-        if not by_channel or self.values is not None:
-            return self.active
-        if self._by_channel is None:
-            self._by_channel = _sort_by_channel(self.active, self.count, self.dense.shape[2])
-        return self._by_channel
 
 
 def median_ms(function: Callable[[], Any], repeats: int = 5,
@@ -455,10 +440,10 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
                        for name in SNN_LAYERS}
         self.layers['head'] = _Layer(snn.head)
         ordered = [self.layers[name] for name in LAYER_INPUTS]
-        self._fused_args = (tuple(layer.weight for layer in ordered),
-                            tuple(layer.bias for layer in ordered),
-                            tuple(layer.fused for layer in ordered if layer.upsampled),
-                            tuple(layer.stride for layer in ordered))
+        self._kernel_args = (tuple(layer.weight for layer in ordered),
+                             tuple(layer.bias for layer in ordered),
+                             tuple(layer.fused for layer in ordered if layer.upsampled),
+                             tuple(layer.stride for layer in ordered))
         self._warm_up()
 
     @staticmethod
@@ -472,13 +457,19 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
         return {name: float(dense_above[name]) for name in LAYER_INPUTS}
 
     def _warm_up(self) -> None:
-        """Compile the kernels (or load Numba's disk cache) and set up the dense fallback now."""
-        frame = torch.zeros(1, self.config.snn_in_channels, 8, 8)
+        """
+        Compile the kernels (or load Numba's disk cache) and set up the dense fallback now.
+
+        The dense pass runs at the model's input size, so oneDNN creates its conv primitives
+        here and not in the first burst of activity.
+        """
+        height, width = self.config.input_height, self.config.input_width
+        frame = torch.zeros(1, self.config.snn_in_channels, height, width)
         dense_above = self.dense_above
         try:
             for everywhere in (1.0, -1.0):   # every layer sparse, then every layer dense
                 self.dense_above = self._thresholds(everywhere)
-                self.step(frame, self.zero_membranes(1, 8, 8))
+                self.step(frame, self.zero_membranes(1, height, width))
         finally:
             self.dense_above = dense_above
 
@@ -525,39 +516,22 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
         active = sum(spikes.count for spikes in inputs)
         return active > self.dense_above[name] * sum(spikes.dense.size for spikes in inputs)
 
-    def _fire(self, name: str, current: np.ndarray, membrane: torch.Tensor,
-              new_membranes: Membranes) -> SpikeList:
-        v_in = _hwc(membrane)
-        if v_in.shape != current.shape:
-            raise ValueError(f'{name}: membrane {tuple(membrane.shape)} does not fit the '
-                             f'layer output {current.shape[2:] + current.shape[:2]}')
-        v_out = np.empty_like(current)
-        dense = np.empty_like(current)
-        active = np.empty((current.size, 3), dtype=np.int32)
-        count = _lif(current, v_in, v_out, dense, active, self.charge_weight,
-                     np.float32(self.v_threshold))
-        new_membranes.append(_nchw(v_out))
-        return SpikeList(dense, active, count)
-
     def _scatter(self, name: str, inputs: list[SpikeList]) -> np.ndarray:
         """Compute the layer's current from its active inputs only (sparse path, no dispatch)."""
         layer = self.layers[name]
         height, width = inputs[0].dense.shape[:2]
         if layer.upsampled:
             out = layer.output(2 * height, 2 * width)
-            by_channel = layer.fused.nbytes > out.nbytes
         else:
             out = layer.output(height // layer.stride, width // layer.stride)
-            by_channel = layer.weight.nbytes > out.nbytes
         offset = 0
         for spikes in inputs:
-            if layer.upsampled:
-                _scatter_upsampled_conv(spikes.ordered(by_channel), spikes.count, offset,
-                                        layer.fused, layer.weight, height, width, out)
-            else:
-                _scatter_conv(spikes.ordered(by_channel), spikes.count, offset, spikes.scale(),
-                              layer.weight, layer.stride, layer.pad, out)
-            offset += spikes.dense.shape[2]
+            channels = spikes.dense.shape[2]
+            _accumulate(out, spikes.active, spikes.count, channels, offset, spikes.scale(),
+                        spikes.values is None, layer.weight,
+                        layer.fused if layer.upsampled else NO_FUSED, layer.stride, height,
+                        width)
+            offset += channels
         return out
 
     def layer_current(self, name: str, inputs: list[SpikeList]) -> np.ndarray:
@@ -574,32 +548,6 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
             return self.layers[name].dense_current(inputs)
         return self._scatter(name, inputs)
 
-    def _fused(self, frame: torch.Tensor, membranes: Membranes
-               ) -> tuple[torch.Tensor, Membranes, tuple[torch.Tensor, ...]] | None:
-        """
-        Run the step as one compiled call while every layer stays below its dense threshold.
-
-        Returns None when a layer is above it (the caller then runs the layer-by-layer path with
-        the dense fallback, from the start) or when the sizes do not fit the UNet.
-        """
-        height, width = frame.shape[2:]
-        shapes = self.membrane_shapes(1, height, width)
-        if height % 8 or width % 8 or any(tuple(m.shape) != shape
-                                          for m, shape in zip(membranes, shapes)):
-            return None   # the layer-by-layer path reports what does not fit
-        v_in = tuple(_hwc(membrane) for membrane in membranes)
-        v_out = tuple(np.empty_like(v) for v in v_in)
-        spikes = tuple(np.empty_like(v) for v in v_in)
-        out = np.empty((height, width, self.layers['head'].weight.shape[3]), dtype=np.float32)
-        limits = np.array([self.dense_above[name] for name in LAYER_INPUTS])
-        weights, biases, fused, strides = self._fused_args
-        stopped_at = _fused_step(_hwc(frame), v_in, v_out, spikes, weights, biases, fused,
-                                 strides, limits, self.charge_weight,
-                                 np.float32(self.v_threshold), out)
-        if stopped_at >= 0:
-            return None
-        return (_nchw(out), [_nchw(v) for v in v_out], tuple(_nchw(s) for s in spikes))
-
     @torch.inference_mode()
     def step(self, frame: torch.Tensor, membranes: Membranes
              ) -> tuple[torch.Tensor, Membranes, tuple[torch.Tensor, ...]]:
@@ -614,31 +562,51 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
         if frame.dim() != 4 or frame.shape[0] != 1:
             raise ValueError(f'the sparse SNN steps one sample: frame must be [1, C, H, W], '
                              f'got {tuple(frame.shape)}')
-        fused = self._fused(frame, membranes)
-        if fused is not None:
-            return fused
-        events = SpikeList.from_dense(_hwc(frame), binary=False)
-        new_membranes: Membranes = []
-        state = iter(membranes)
-
-        def fire(name: str, current: np.ndarray) -> SpikeList:
-            return self._fire(name, current, next(state), new_membranes)
-
-        current = self.layer_current
-        x_in = fire('static_conv', current('static_conv', [events]))
-        x1 = fire('down1', current('down1', [x_in]))
-        x2 = fire('down2', current('down2', [x1]))
-        x3 = fire('down3', current('down3', [x2]))
-        mid = fire('res_conv1', current('res_conv1', [x3]))
-        residual = current('res_conv2', [mid])
-        residual += x3.dense
-        r1 = fire('res_conv2', residual)
-        u1 = fire('up1', current('up1', [r1, x3]))
-        u2 = fire('up2', current('up2', [u1, x2]))
-        u3 = fire('up3', current('up3', [u2, x1]))
-        out = current('head', [u3, x_in])
-        spikes = tuple(_nchw(s.dense) for s in (x_in, x1, x2, x3, mid, r1, u1, u2, u3))
-        return _nchw(out), new_membranes, spikes
+        height, width = frame.shape[2:]
+        if height % 8 or width % 8:
+            raise ValueError(f'the frame is {height}x{width}; the UNet needs sides that are '
+                             'multiples of 8 (three stride-2 convs)')
+        for name, membrane, shape in zip(SNN_LAYERS, membranes,
+                                         self.membrane_shapes(1, height, width)):
+            if tuple(membrane.shape) != shape:
+                raise ValueError(f'{name}: membrane {tuple(membrane.shape)} does not fit the '
+                                 f'layer output {shape}')
+        frame_hwc = _hwc(frame)
+        v_in = tuple(_hwc(membrane) for membrane in membranes)
+        v_out = tuple(np.empty_like(v) for v in v_in)
+        spikes = tuple(np.empty_like(v) for v in v_in)
+        actives = tuple(np.empty((v.size, 3), dtype=np.int32) for v in v_in)
+        frame_active = np.empty((frame_hwc.size, 3), dtype=np.int32)
+        frame_values = np.empty(frame_hwc.size, dtype=np.float32)
+        counts = np.zeros(len(LAYER_INPUTS), dtype=np.int64)   # [9]: the frame's events
+        out = np.empty((height, width, self.layers['head'].weight.shape[3]), dtype=np.float32)
+        limits = np.array([self.dense_above[name] for name in LAYER_INPUTS])
+        weights, biases, fused, strides = self._kernel_args
+        threshold = np.float32(self.v_threshold)
+        start = 0
+        while start >= 0:
+            dense_layer = _run_layers(start, frame_hwc, frame_active, frame_values, v_in, v_out,
+                                      spikes, actives, counts, weights, biases, fused, strides,
+                                      limits, self.charge_weight, threshold, out)
+            if dense_layer < 0:
+                break
+            name = list(LAYER_INPUTS)[dense_layer]
+            if dense_layer == 0:
+                inputs = [SpikeList(frame_hwc, frame_active, int(counts[9]), frame_values)]
+            else:
+                inputs = [SpikeList(spikes[i], actives[i], int(counts[i]))
+                          for i in LAYER_SOURCES[dense_layer] if i >= 0]
+            current = self.layers[name].dense_current(inputs)
+            if name == 'head':
+                out[...] = current
+                break
+            if name == 'res_conv2':
+                current += spikes[3]   # the residual connection from down3
+            counts[dense_layer] = _lif(current, v_in[dense_layer], v_out[dense_layer],
+                                       spikes[dense_layer], actives[dense_layer],
+                                       self.charge_weight, threshold)
+            start = dense_layer + 1
+        return (_nchw(out), [_nchw(v) for v in v_out], tuple(_nchw(s) for s in spikes))
 
 
 def use_sparse_snn(model: nn.Module, dense_above: float | dict[str, float] | None = None
