@@ -2,13 +2,16 @@
 """Output messages: pixel convention, missing joints, stable marker ids and bones."""
 import math
 
+from hybrid_pose_ros.ros import codecs
 from hybrid_pose_ros.ros.outputs import (
-    EventTimeDecimator, ImagePlane, pose_array, skeleton_markers, stamp_from_us)
+    EventTimeDecimator, ImagePlane, pose_array_cdr, skeleton_markers, stamp_from_us)
 from hybrid_pose_ros.skeleton import NUM_JOINTS, SKELETON_EDGES
 import numpy as np
 import pytest
 
 pytest.importorskip('rclpy')
+from geometry_msgs.msg import Pose, PoseArray  # noqa: E402, I100
+from rclpy.serialization import deserialize_message, serialize_message  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
 
@@ -27,12 +30,32 @@ def test_stamp_from_microseconds():
 
 def test_pose_array_marks_missing_joints_as_nan():
     xy, confidence = joints_with_one_missing()
-    msg = pose_array(Header(frame_id='cam'), xy, confidence, min_confidence=0.05)
+    raw = pose_array_cdr(1_700_000_000_123_456, 'cam', xy, confidence, min_confidence=0.05)
+    msg = deserialize_message(raw, PoseArray)
     assert len(msg.poses) == NUM_JOINTS and msg.header.frame_id == 'cam'
+    assert (msg.header.stamp.sec, msg.header.stamp.nanosec) == (1_700_000_000, 123_456_000)
     assert math.isnan(msg.poses[0].position.x) and math.isnan(msg.poses[8].position.z)
     assert (msg.poses[3].position.x, msg.poses[3].position.y) == (35.0, 24.0)
     assert msg.poses[3].position.z == pytest.approx(0.9)
-    assert all(p.orientation.w == 1.0 for p in msg.poses)
+    assert all(p.orientation.w == 1.0 and p.orientation.x == 0.0 for p in msg.poses)
+
+
+@pytest.mark.parametrize('frame_id,count', [('', 13), ('cam', 13), ('camera_7', 2), ('ab', 0)])
+def test_pose_array_cdr_equals_rclpy_serialisation(frame_id, count):
+    rows = np.random.default_rng(count).normal(size=(count, 7))
+    expected = PoseArray(header=Header(stamp=stamp_from_us(1_234_567_890), frame_id=frame_id))
+    for row in rows:
+        pose = Pose()
+        pose.position.x, pose.position.y, pose.position.z = (float(v) for v in row[:3])
+        (pose.orientation.x, pose.orientation.y, pose.orientation.z,
+         pose.orientation.w) = (float(v) for v in row[3:])
+        expected.poses.append(pose)
+    raw = codecs.encode_pose_array(1_234_567_890_000, frame_id, rows)
+    # same layout (rclpy leaves its pad bytes uninitialised, so compare lengths and fields)
+    assert len(raw) == len(serialize_message(expected))
+    assert deserialize_message(raw, PoseArray) == expected
+    with pytest.raises(ValueError, match=r'poses must be \[N, 7\]'):
+        codecs.encode_pose_array(0, frame_id, rows[:, :3])
 
 
 def test_markers_have_stable_ids_and_skip_bones_of_missing_joints():

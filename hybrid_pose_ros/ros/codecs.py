@@ -2,6 +2,9 @@
 """
 Numpy codecs for event messages as raw CDR bytes (``create_subscription(..., raw=True)``).
 
+The node's ``geometry_msgs/PoseArray`` output is serialised here too
+(:func:`encode_pose_array`).
+
 Supported: ``dvs_msgs/EventArray`` and ``event_camera_msgs/EventPacket`` (payload encoding
 ``mono``) in XCDR1 little-endian, the layout rmw_fastrtps and rmw_cyclonedds produce: a 4-byte
 encapsulation header ``00 01 xx xx`` (the two option bytes are ignored), then the message with
@@ -320,6 +323,28 @@ def encode_event_array(
             part['p'] = events['p'][start:stop]
             start = stop
     writer.raw(body.tobytes())
+    return writer.tobytes()
+
+
+def encode_pose_array(stamp_ns: int, frame_id: str, poses: np.ndarray) -> bytes:
+    """
+    Serialise a ``geometry_msgs/PoseArray`` from ``poses [N, 7]`` (float64).
+
+    Each row is position x, y, z, then the orientation quaternion x, y, z, w, the order of the
+    message's fields. The layout is rclpy's ``serialize_message`` of the same message (pad bytes
+    zeroed); publishing the bytes skips building N Pose objects in Python, which the node would
+    otherwise do at the SNN rate.
+    """
+    poses = np.ascontiguousarray(poses, dtype='<f8')
+    if poses.ndim != 2 or poses.shape[1] != 7:
+        raise ValueError(f'poses must be [N, 7] (position xyz, quaternion xyzw), got '
+                         f'{poses.shape}')
+    writer = _Writer()
+    writer.header(stamp_ns, frame_id)
+    writer.pack('I', len(poses))
+    if len(poses):
+        writer.raw(bytes((-writer.size) % 8))
+        writer.raw(poses.tobytes())
     return writer.tobytes()
 
 

@@ -78,7 +78,8 @@ from hybrid_pose_ros.model.inference import (
     prepare_for_inference, resolve_ann_precision, warm_up)
 from hybrid_pose_ros.ros import codecs
 from hybrid_pose_ros.ros.outputs import (
-    EventTimeDecimator, ImagePlane, pose_array, skeleton_markers, stamp_from_us, visible_joints)
+    EventTimeDecimator, ImagePlane, pose_array_cdr, skeleton_markers, stamp_from_us,
+    visible_joints)
 from hybrid_pose_ros.ros.parameters import MAX_SENSOR_SIZE, PARAMETERS, validate
 from hybrid_pose_ros.ros.runtime import spin_until_shutdown
 from hybrid_pose_ros.visualize import draw_skeleton, event_image
@@ -489,7 +490,8 @@ class HybridPoseNode(Node):
                        f'the bin ending at {pose.end_us} us; published as missing', nonfinite)
         header = Header(stamp=stamp_from_us(pose.end_us), frame_id=self.frame_id)
         min_conf = self.params['min_confidence']
-        self.pose_pub.publish(pose_array(header, pose.xy, pose.confidence, min_conf))
+        self.pose_pub.publish(pose_array_cdr(pose.end_us, self.frame_id, pose.xy,
+                                             pose.confidence, min_conf))
         if self.marker_decimator.due(pose.end_us, self.params['marker_rate_hz']):
             self.marker_pub.publish(skeleton_markers(
                 header, pose.xy, pose.confidence, min_conf, self._image_plane(),

@@ -1,5 +1,5 @@
 """
-Build the node's output messages from joint arrays: PoseArray, skeleton MarkerArray, stamps.
+Build the node's output messages from joint arrays: PoseArray (raw CDR), skeleton markers, stamps.
 
 Pixel convention of ``~/pose``: ``position.x`` is the sensor column and ``position.y`` the sensor
 row, in pixels, with integer values at pixel centres and (0, 0) the centre of the top-left
@@ -11,7 +11,8 @@ confidence, so it can never be mistaken for a joint at the image corner. Poses a
 from dataclasses import dataclass
 
 from builtin_interfaces.msg import Duration, Time
-from geometry_msgs.msg import Point, Pose, PoseArray
+from geometry_msgs.msg import Point
+from hybrid_pose_ros.ros import codecs
 from hybrid_pose_ros.skeleton import SKELETON_EDGES
 import numpy as np
 from std_msgs.msg import ColorRGBA, Header
@@ -58,20 +59,26 @@ def visible_joints(xy: np.ndarray, confidence: np.ndarray, min_confidence: float
     return finite & (np.nan_to_num(confidence, nan=-1.0) >= min_confidence)
 
 
-def pose_array(header: Header, xy: np.ndarray, confidence: np.ndarray,
-               min_confidence: float) -> PoseArray:
-    """Pack joints (sensor pixels, ``[J, 2]``) and confidences into a PoseArray."""
+def pose_rows(xy: np.ndarray, confidence: np.ndarray, min_confidence: float) -> np.ndarray:
+    """
+    Return the ``~/pose`` content ``[J, 7]``: position (column, row, confidence), orientation.
+
+    Missing joints get NaN positions; every orientation is the identity quaternion (0, 0, 0, 1).
+    """
     visible = visible_joints(xy, confidence, min_confidence)
-    msg = PoseArray(header=header)
-    for (x, y), c, ok in zip(xy, confidence, visible):
-        pose = Pose()
-        if ok:
-            pose.position.x, pose.position.y, pose.position.z = float(x), float(y), float(c)
-        else:
-            pose.position.x = pose.position.y = pose.position.z = float('nan')
-        pose.orientation.w = 1.0
-        msg.poses.append(pose)
-    return msg
+    rows = np.zeros((len(xy), 7))
+    rows[:, 0:2] = xy
+    rows[:, 2] = confidence
+    rows[~visible, 0:3] = np.nan
+    rows[:, 6] = 1.0
+    return rows
+
+
+def pose_array_cdr(stamp_us: int, frame_id: str, xy: np.ndarray, confidence: np.ndarray,
+                   min_confidence: float) -> bytes:
+    """Serialise the joints (sensor pixels, ``[J, 2]``) as the node's PoseArray (raw CDR)."""
+    return codecs.encode_pose_array(int(stamp_us) * 1000, frame_id,
+                                    pose_rows(xy, confidence, min_confidence))
 
 
 @dataclass(frozen=True)
