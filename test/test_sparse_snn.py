@@ -130,6 +130,21 @@ def test_a_dense_layer_splits_the_compiled_step(monkeypatch, dense_above, calls)
     assert sum(float(s.sum()) for s in spikes) > 0
 
 
+def test_layers_with_more_spikes_than_the_frame_has_pixels():
+    """A burst: every membrane starts above threshold, so most neurons of every layer fire."""
+    dense = random_snn(seed=12)
+    sparse = SparseSpikingUNet(dense, dense_above=1.0)
+    membranes = [torch.full(shape, 3.0) for shape in dense.membrane_shapes(1, 16, 16)]
+    frame = sparse_frame(16, 16, seed=0, density=0.5)
+    with torch.inference_mode():
+        expected, _, expected_spikes = dense.step(frame, membranes)
+        actual, _, spikes = sparse.step(frame, membranes)
+    assert spikes[0].sum() > frame.numel()   # more spikes in a layer than frame entries
+    torch.testing.assert_close(actual, expected, rtol=0, atol=1e-4)
+    for got, want in zip(spikes, expected_spikes):
+        assert torch.equal(got, want)
+
+
 def test_bundled_weights_give_the_same_poses_on_events():
     loaded = load_checkpoint(WEIGHTS)
     config = loaded.model.config

@@ -256,7 +256,10 @@ def _run_layers(start, frame, frame_active, frame_values, v_in, v_out, spikes, a
                         frame_values[n_events] = frame[y, x, c]
                         n_events += 1
         counts[9] = n_events
-    ones = np.ones(frame.size, dtype=np.float32)
+    largest = 0
+    for layer_spikes in spikes:
+        largest = max(largest, layer_spikes.size)
+    ones = np.ones(largest, dtype=np.float32)   # the values of binary spikes
     for layer in range(start, 10):
         sources = LAYER_SOURCES[layer]
         if layer == 0:
