@@ -223,10 +223,19 @@ def _accumulate(out: np.ndarray, active: np.ndarray, count: int, channels: int,
                       weight.shape[1] // 2, out)
 
 
-LAYER_SOURCES = ((-1, -1), (0, -1), (1, -1), (2, -1), (3, -1), (4, -1), (5, 3), (6, 2), (7, 1),
-                 (8, 0))
-"""For each conv layer (:data:`LAYER_INPUTS` order), the LIF layers it reads (-1: none; the
-first layer reads the frame)."""
+LAYER_SOURCES = tuple(
+    tuple(SNN_LAYERS.index(source) for source in sources if source != 'frame')
+    + (-1,) * (2 - sum(source != 'frame' for source in sources))
+    for sources in LAYER_INPUTS.values())
+""":data:`LAYER_INPUTS` as indices into :data:`SNN_LAYERS` for the compiled step (-1: none)."""
+
+FRAME_LAYER = list(LAYER_INPUTS).index('static_conv')
+HEAD_LAYER = list(LAYER_INPUTS).index('head')
+RESIDUAL_LAYER, RESIDUAL_SOURCE = list(LAYER_INPUTS).index('res_conv2'), SNN_LAYERS.index('down3')
+"""The layer that reads the event frame, the head, and the residual ``res_conv2 += down3``."""
+
+FRAME_COUNT = len(SNN_LAYERS)
+"""Where the compiled step keeps the frame's number of nonzero counts in its ``counts``."""
 
 
 @numba.njit(cache=True, nogil=True)
@@ -237,14 +246,14 @@ def _run_layers(start, frame, frame_active, frame_values, v_in, v_out, spikes, a
 
     Layers are in :data:`LAYER_INPUTS` order (the nine LIF layers, then the head, which writes
     ``out``); each LIF layer writes its membrane, spikes and spike list (``actives``,
-    ``counts``), which later layers and skip connections read. At ``start == 0`` the frame's
-    nonzero counts are listed first (``frame_active``, ``frame_values``, ``counts[9]``).
-    Returns the index of the first layer whose active inputs exceed ``limits[i]`` of its
-    inputs, for the caller to run densely before calling again from the next layer, or -1
-    when the step is complete.
+    ``counts``), which later layers and skip connections read. The first call lists the frame's
+    nonzero counts (``frame_active``, ``frame_values``, ``counts[FRAME_COUNT]``). ``fused`` holds
+    each layer's upsampled kernel (empty for layers without upsampling). Returns the index of
+    the first layer whose active inputs exceed ``limits[i]`` of its inputs, for the caller to
+    run densely before calling again from the next layer, or -1 when the step is complete.
     """
     height, width, channels = frame.shape
-    if start == 0:
+    if start == FRAME_LAYER:
         n_events = 0
         for y in range(height):
             for x in range(width):
@@ -255,15 +264,15 @@ def _run_layers(start, frame, frame_active, frame_values, v_in, v_out, spikes, a
                         frame_active[n_events, 2] = c
                         frame_values[n_events] = frame[y, x, c]
                         n_events += 1
-        counts[9] = n_events
+        counts[FRAME_COUNT] = n_events
     largest = 0
     for layer_spikes in spikes:
         largest = max(largest, layer_spikes.size)
     ones = np.ones(largest, dtype=np.float32)   # the values of binary spikes
-    for layer in range(start, 10):
+    for layer in range(start, len(LAYER_SOURCES)):
         sources = LAYER_SOURCES[layer]
-        if layer == 0:
-            active_inputs, size_inputs = counts[9], frame.size
+        if layer == FRAME_LAYER:
+            active_inputs, size_inputs = counts[FRAME_COUNT], frame.size
             in_h, in_w = height, width
         else:
             active_inputs, size_inputs = 0, 0
@@ -274,29 +283,28 @@ def _run_layers(start, frame, frame_active, frame_values, v_in, v_out, spikes, a
             in_h, in_w = spikes[sources[0]].shape[0], spikes[sources[0]].shape[1]
         if active_inputs > limits[layer] * size_inputs:
             return layer
-        upsampled = 6 <= layer < 9
+        upsampled = fused[layer].shape[0] > 0
         stride = strides[layer]
         out_h = 2 * in_h if upsampled else in_h // stride
         out_w = 2 * in_w if upsampled else in_w // stride
-        current = out if layer == 9 else np.empty((out_h, out_w, biases[layer].size),
-                                                  dtype=np.float32)
+        current = out if layer == HEAD_LAYER else np.empty(
+            (out_h, out_w, biases[layer].size), dtype=np.float32)
         current[:, :] = biases[layer]
-        if layer == 0:
-            _accumulate(current, frame_active, counts[9], channels, 0, frame_values, False,
-                        weights[0], NO_FUSED, stride, in_h, in_w)
+        if layer == FRAME_LAYER:
+            _accumulate(current, frame_active, counts[FRAME_COUNT], channels, 0, frame_values,
+                        False, weights[layer], fused[layer], stride, in_h, in_w)
         offset = 0
         for source in sources:
             if source < 0:
                 continue
             source_channels = spikes[source].shape[2]
-            _accumulate(current, actives[source], counts[source], source_channels, offset,
-                        ones, True, weights[layer], fused[layer - 6] if upsampled else NO_FUSED,
-                        stride, in_h, in_w)
+            _accumulate(current, actives[source], counts[source], source_channels, offset, ones,
+                        True, weights[layer], fused[layer], stride, in_h, in_w)
             offset += source_channels
-        if layer == 9:
+        if layer == HEAD_LAYER:
             return -1
-        if layer == 5:
-            current += spikes[3]   # the residual connection from down3
+        if layer == RESIDUAL_LAYER:
+            current += spikes[RESIDUAL_SOURCE]
         counts[layer] = _lif(current, v_in[layer], v_out[layer], spikes[layer], actives[layer],
                              charge_weight, threshold)
     return -1
@@ -345,7 +353,6 @@ class _Layer:
         self.bias = (conv.bias.detach().float().numpy() if conv.bias is not None
                      else np.zeros(self.weight.shape[3], dtype=np.float32))
         self.stride = int(conv.stride[0])
-        self.pad = int(conv.padding[0])
         self.fused = fuse_upsampled_conv(self.weight) if upsampled else None
         self.upsampled = upsampled
         self.conv = copy.deepcopy(conv).requires_grad_(False).to(
@@ -445,7 +452,8 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
         ordered = [self.layers[name] for name in LAYER_INPUTS]
         self._kernel_args = (tuple(layer.weight for layer in ordered),
                              tuple(layer.bias for layer in ordered),
-                             tuple(layer.fused for layer in ordered if layer.upsampled),
+                             tuple(layer.fused if layer.upsampled else NO_FUSED
+                                   for layer in ordered),
                              tuple(layer.stride for layer in ordered))
         self._warm_up()
 
@@ -581,7 +589,7 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
         actives = tuple(np.empty((v.size, 3), dtype=np.int32) for v in v_in)
         frame_active = np.empty((frame_hwc.size, 3), dtype=np.int32)
         frame_values = np.empty(frame_hwc.size, dtype=np.float32)
-        counts = np.zeros(len(LAYER_INPUTS), dtype=np.int64)   # [9]: the frame's events
+        counts = np.zeros(FRAME_COUNT + 1, dtype=np.int64)
         out = np.empty((height, width, self.layers['head'].weight.shape[3]), dtype=np.float32)
         limits = np.array([self.dense_above[name] for name in LAYER_INPUTS])
         weights, biases, fused, strides = self._kernel_args
@@ -594,17 +602,18 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
             if dense_layer < 0:
                 break
             name = list(LAYER_INPUTS)[dense_layer]
-            if dense_layer == 0:
-                inputs = [SpikeList(frame_hwc, frame_active, int(counts[9]), frame_values)]
+            if dense_layer == FRAME_LAYER:
+                inputs = [SpikeList(frame_hwc, frame_active, int(counts[FRAME_COUNT]),
+                                    frame_values)]
             else:
                 inputs = [SpikeList(spikes[i], actives[i], int(counts[i]))
                           for i in LAYER_SOURCES[dense_layer] if i >= 0]
             current = self.layers[name].dense_current(inputs)
-            if name == 'head':
+            if dense_layer == HEAD_LAYER:
                 out[...] = current
                 break
-            if name == 'res_conv2':
-                current += spikes[3]   # the residual connection from down3
+            if dense_layer == RESIDUAL_LAYER:
+                current += spikes[RESIDUAL_SOURCE]
             counts[dense_layer] = _lif(current, v_in[dense_layer], v_out[dense_layer],
                                        spikes[dense_layer], actives[dense_layer],
                                        self.charge_weight, threshold)
