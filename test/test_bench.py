@@ -46,6 +46,17 @@ def test_rechunk_recuts_the_bag_into_short_messages_without_losing_events():
     assert all(a[0] < b[0] for a, b in zip(recut, recut[1:]))     # publish times increase
 
 
+def test_latency_is_taken_from_the_message_that_completes_each_bin():
+    from hybrid_pose_ros.tools import bench_e2e
+    published = [(0.000, 25_000), (0.010, 35_000)]   # (publish time s, last event time us)
+    arrivals = [(0.004, 10_000), (0.006, 20_000), (0.013, 30_000)]   # poses of bins 1, 2, 3
+    result = bench_e2e.summarise(arrivals, published, {}, wall_s=1.0, cpu=0.1, bin_us=10_000,
+                                 window_us=100_000)
+    assert result['latency_by_window_bin_ms'][:4] == pytest.approx([4.0, 6.0, 3.0, None])
+    assert result['latency_p50_ms'] == pytest.approx(4.0)
+    assert result['poses'] == 3 and result['ann_rate_hz'] == 1.0   # one window start
+
+
 @pytest.mark.ros
 def test_end_to_end_run_measures_every_pose_of_a_bag_slice():
     from hybrid_pose_ros.tools import bench_e2e
@@ -56,3 +67,4 @@ def test_end_to_end_run_measures_every_pose_of_a_bag_slice():
     assert run['poses'] > 10 and run['bins_dropped'] == 0
     assert 0 < run['latency_p50_ms'] <= run['latency_p99_ms']
     assert run['snn_rate_hz'] > 0 and run['node_cpu_cores'] > 0
+    assert len(run['latency_by_window_bin_ms']) == 10
