@@ -10,14 +10,30 @@ from 6.3 to 4.9 ms in bfloat16 and from 10.6 to 8.3 ms in float32 on one thread 
 AMD EPYC (``hybrid_pose_model_bench`` times both in one run). The function computed is the
 same up to float rounding.
 """
+import functools
+
 import torch
 from torch import nn
 
 
 def packing_available(device: torch.device | str = 'cpu') -> bool:
-    """Whether :class:`PackedConv2d` can run on ``device`` (a CPU with oneDNN in this torch)."""
-    return (torch.device(device).type == 'cpu' and torch.backends.mkldnn.is_available()
-            and hasattr(torch.ops.mkldnn, '_convolution_pointwise'))
+    """Whether :class:`PackedConv2d` runs on ``device`` (a CPU whose torch has oneDNN)."""
+    return torch.device(device).type == 'cpu' and _packed_conv_runs()
+
+
+@functools.cache
+def _packed_conv_runs() -> bool:
+    """Pack and run one small conv: the oneDNN ops are internal, so probe them once."""
+    if not (torch.backends.mkldnn.is_available()
+            and hasattr(torch.ops.mkldnn, '_convolution_pointwise')):
+        return False
+    conv = nn.Conv2d(2, 2, 3, padding=1).requires_grad_(False)
+    x = torch.ones(1, 2, 4, 4)
+    try:
+        return bool(torch.allclose(PackedConv2d(conv, 0.1)(x),
+                                   torch.nn.functional.leaky_relu(conv(x), 0.1), atol=1e-5))
+    except (RuntimeError, NotImplementedError):   # a build or CPU without these kernels
+        return False
 
 
 class PackedConv2d(nn.Module):
