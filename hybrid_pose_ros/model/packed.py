@@ -40,7 +40,9 @@ class PackedConv2d(nn.Module):
     """
     An inference-only ``Conv2d`` (optionally followed by LeakyReLU) with a prepacked weight.
 
-    Inputs must have the conv's dtype; the output has the input's memory format.
+    Inputs must have the conv's dtype; the output has the input's memory format. The packed
+    weight is not a parameter or buffer (oneDNN's opaque tensors cannot be saved): save and load
+    the unprepared model, and prepare it again.
     """
 
     def __init__(self, conv: nn.Conv2d, leaky_slope: float | None = None) -> None:
