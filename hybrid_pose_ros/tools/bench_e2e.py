@@ -19,6 +19,8 @@ import threading
 import time
 from typing import Any
 
+from hybrid_pose_ros.model.checkpoint import load_checkpoint
+from hybrid_pose_ros.model.config import ModelConfig
 from hybrid_pose_ros.ros import codecs
 from hybrid_pose_ros.ros.interfaces import event_typestore
 import numpy as np
@@ -67,11 +69,21 @@ def rechunk(messages: list[tuple[int, bytes, int]], period_us: int
     return out
 
 
-def run_once(messages, rate: float, threads: int, checkpoint: str | None,
-             snn_backend: str = 'sparse') -> dict[str, Any]:
-    """Replay ``messages`` at ``rate`` into a fresh node process; return its measurements."""
-    from hybrid_pose_ros.model.checkpoint import load_checkpoint
+def checkpoint_config(checkpoint: str | None) -> ModelConfig:
+    """Return the model config of ``checkpoint`` (None: the node's bundled weights)."""
     from hybrid_pose_ros.ros.node import default_checkpoint
+    return load_checkpoint(checkpoint or default_checkpoint()).config
+
+
+def run_once(messages, rate: float, threads: int, checkpoint: str | None,
+             snn_backend: str = 'sparse', config: ModelConfig | None = None) -> dict[str, Any]:
+    """
+    Replay ``messages`` at ``rate`` into a fresh node process; return its measurements.
+
+    ``config`` is the checkpoint's (its bin and window lengths group the latencies); it is read
+    from the checkpoint when not given.
+    """
+    config = config or checkpoint_config(checkpoint)
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from dvs_msgs.msg import EventArray
@@ -136,7 +148,6 @@ def run_once(messages, rate: float, threads: int, checkpoint: str | None,
         receiver.join(10)
         bench.destroy_node()
         context.try_shutdown()
-    config = load_checkpoint(checkpoint or default_checkpoint()).config
     return summarise(arrivals, published, diagnostics, wall, cpu, config.bin_us,
                      config.window_us)
 
@@ -188,14 +199,15 @@ def bench_e2e(bag: pathlib.Path = DEFAULT_BAG, topic: str = '/cam3/events', thre
         messages = rechunk(messages, message_us)
     events = sum(len(codecs.decode_event_array(raw).events) for _, raw, _ in messages)
     duration_s = (messages[-1][0] - messages[0][0]) / 1e9
+    config = checkpoint_config(checkpoint)
     baseline = None
     if baseline_backend and baseline_backend != snn_backend:
-        baseline = run_once(messages, 1.0, threads, checkpoint, baseline_backend)
+        baseline = run_once(messages, 1.0, threads, checkpoint, baseline_backend, config)
         baseline.update(rate=1.0, event_rate_mev_s=events / duration_s / 1e6,
                         snn_backend=baseline_backend)
     runs = []
     for rate in rates:
-        run = run_once(messages, rate, threads, checkpoint, snn_backend)
+        run = run_once(messages, rate, threads, checkpoint, snn_backend, config)
         run['snn_backend'] = snn_backend
         run.update(rate=rate, event_rate_mev_s=events / duration_s * rate / 1e6)
         run['sustained'] = (not run['bins_dropped'] and not run['messages_lost']
