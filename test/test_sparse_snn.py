@@ -81,11 +81,14 @@ def test_fused_upsampled_kernel_is_conv_of_upsampled_impulse():
     torch.testing.assert_close(placed, expected, atol=1e-5, rtol=0)
 
 
-def test_layer_current_of_a_concatenation_equals_the_dense_conv():
+@pytest.mark.parametrize('height,width', [(4, 6), (2, 2), (1, 3), (3, 1), (1, 1)])
+def test_layer_current_of_a_concatenation_equals_the_dense_conv(height, width):
+    """Every input class of the fused upsampled conv: inner, edges, corners, maps 1 wide."""
     dense = random_snn(seed=5)
     sparse = SparseSpikingUNet(dense, dense_above=1.0)
     generator = torch.Generator().manual_seed(2)
-    parts = [(torch.rand(1, 32, 4, 6, generator=generator) < 0.2).float() for _ in range(2)]
+    parts = [(torch.rand(1, 32, height, width, generator=generator) < 0.3).float()
+             for _ in range(2)]
     lists = [SpikeList.from_dense(p[0].permute(1, 2, 0).numpy().copy()) for p in parts]
     folded = prepare_for_inference(dense).up1
     with torch.inference_mode():

@@ -8,21 +8,24 @@ into the output instead, so the work is proportional to the activity::
     out[Y, X, :] += value * W[c, dy, dx, :]     for each active input (c, y, x) and tap (dy, dx)
 
 The decoder's ``conv5x5(up2x(s))`` is linear in the spikes ``s``, so the bilinear upsampling and
-the conv are fused into one 8x8 stride-2 kernel per input channel: 64 taps per spike instead of
-4 upsampled values x 25 taps. Inputs on the first or last row or column take the exact two-stage
-path, because the upsampling clamps there. The LIF update of a layer collects the spike list
-that the next layers scatter, in position order; a layer whose weights outweigh its output
-(``up1``, the residual convs of ``paper``) scatters it channel by channel instead, so each weight
-slice is read from memory once per step rather than once per spike. A layer whose inputs are
-more active than its threshold runs as a dense torch conv instead, so the cost of a burst stays
-bounded. The thresholds are fixed per preset (:data:`PRESET_DENSE_ABOVE`, else
+the conv are fused into one 8x8 stride-2 kernel per input channel: 64 taps per spike instead of 16
+upsampled values x 25 taps. The upsampling clamps at the map's edges, so inputs on the first or
+last row or column use a kernel fused along columns only, one per column class (first, inner,
+last), with the row stencil applied as they scatter. Every kernel row adds one contiguous run of
+output columns x channels, a loop the compiler vectorises (its index starts at 0: Numba checks
+negative indices, and a check on every element stops the vectorising). The LIF update of a layer
+collects the spike list that the next layers scatter, in position order; a layer whose weights
+outweigh its output (``up1``, the residual convs of ``paper``) scatters it channel by channel
+instead, so each weight slice is read from memory once per step rather than once per spike. A layer
+whose inputs are more active than its threshold runs as a dense torch conv instead, so the cost of
+a burst stays bounded. The thresholds are fixed per preset (:data:`PRESET_DENSE_ABOVE`, else
 :data:`DENSE_ABOVE_ACTIVITY`), so a model always takes the same path on the same input.
 :meth:`SparseSpikingUNet.calibrate` measures them on a machine (where each layer's scatter time
-crosses its conv's), but timing varies from run to run, and so would the last bits of the
-results (the two paths differ by float rounding, which can flip a spike at the threshold), so
-it only informs those constants. Everything runs on the
-BatchNorm-folded weights in channels-last layout, in kernels compiled by Numba (cached on disk
-after the first compile) that release the GIL, so the node's ANN thread runs beside them.
+crosses its conv's), but timing varies from run to run, and so would the last bits of the results
+(the two paths differ by float rounding, which can flip a spike at the threshold), so it only
+informs those constants. Everything runs on the BatchNorm-folded weights in channels-last layout,
+in kernels compiled by Numba (cached on disk after the first compile) that release the GIL, so the
+node's ANN thread runs beside them.
 
 The layers of a step run in one compiled call (:func:`_run_layers`: no Python between them, the
 GIL released throughout) up to a layer above its threshold; that layer runs as a torch conv,
@@ -56,19 +59,20 @@ break-even of this CPU's ``paper`` layers lies between 5 and 10 % (``hybrid_pose
 """
 
 PRESET_DENSE_ABOVE: dict[str, float | dict[str, float]] = {
-    'cpu': {'static_conv': 0.26, 'down1': 0.1, 'down2': 0.2, 'down3': 0.38, 'res_conv1': 0.44,
-            'res_conv2': 0.4, 'up1': 0.1, 'up2': 0.21, 'up3': 0.39, 'head': 0.45},
+    'cpu': {'static_conv': 0.18, 'down1': 0.1, 'down2': 0.17, 'down3': 0.33, 'res_conv1': 0.39,
+            'res_conv2': 0.36, 'up1': 0.6, 'up2': 1.0, 'up3': 1.0, 'head': 0.35},
 }
 """
 Thresholds of a preset, one for every layer or one per layer.
 
 ``cpu``: 1.5 times the medians of 7 :meth:`SparseSpikingUNet.calibrate` runs on this 2-core AMD
-EPYC with one torch thread (the node's setting). Calibration compares a layer's scatter with its
-torch conv one layer at a time, each paying Python overhead; in the compiled step a sparse layer
-pays none and a dense one pays more (it interrupts the call), which moves each break-even up.
-On the sample bag, steps took 1.46 ms on average with this table, as fast as never going dense
-(1.45 ms) and faster than with the calibrated medians themselves (1.63 ms); the slowest first
-step of a window (the most active) took 3.1 ms, against 4.2 ms when never going dense.
+EPYC with one torch thread (the node's setting), at most 1 (never dense: the fused upsampled
+scatters beat their convs even at 70-90 % active inputs). Calibration compares a layer's scatter
+with its torch conv one layer at a time, each paying Python overhead; in the compiled step a
+sparse layer pays none and a dense one pays more (it interrupts the call), which moves each
+break-even up. On the sample bag (three runs), steps took 1.00-1.08 ms on average with this
+table, against 1.05-1.07 ms with the medians themselves and 0.99-1.06 ms never going dense; the
+first step of a window (the most active) took 1.31-1.35 ms at the median and at most 2.0-2.2 ms.
 """
 
 CALIBRATION_ACTIVITIES = (0.02, 0.3)
@@ -83,7 +87,8 @@ LAYER_INPUTS = {
 """The conv layers of a step and whose spikes (or the event ``frame``) each one reads."""
 
 NO_FUSED = np.empty((0, 1, 1, 1), dtype=np.float32)
-"""The fused-kernel argument of layers without upsampling (an empty array)."""
+NO_COLUMNS = np.empty((0, 1, 1, 1, 1), dtype=np.float32)
+"""The fused-kernel arguments of layers without upsampling (empty arrays)."""
 
 UPSAMPLE_STENCIL = np.array([0.25, 0.75, 0.75, 0.25], dtype=np.float32)
 """Weights of input row ``y`` on upsampled rows ``2y-1 .. 2y+2`` (bilinear x2, no corners)."""
@@ -168,56 +173,93 @@ def _stencil_weight(index: int, tap: int, size: int) -> np.float32:
 
 @numba.njit(cache=True, fastmath=True, nogil=True)
 def _scatter_upsampled_conv(active: np.ndarray, count: int, channel_offset: int,
-                            fused: np.ndarray, weight: np.ndarray, in_h: int, in_w: int,
-                            out: np.ndarray) -> None:
-    """Add every active spike's ``conv5x5(up2x(spike))`` to the output ``[2H, 2W, C_out]``."""
+                            fused: np.ndarray, columns: np.ndarray, weight: np.ndarray,
+                            in_h: int, in_w: int, out: np.ndarray) -> None:
+    """
+    Add every active spike's ``conv5x5(up2x(spike))`` to the output ``[2H, 2W, C_out]``.
+
+    Each kernel row adds one contiguous run of (output columns x channels): from the fused 8x8
+    kernel for inner inputs, from the column-fused kernel of the input's column class and the
+    row stencil for inputs on an edge.
+    """
     out_h, out_w, out_channels = out.shape
+    in_channels = fused.shape[0]
+    out_flat, fused_flat, columns_flat = out.reshape(-1), fused.reshape(-1), columns.reshape(-1)
+    row_size = out_w * out_channels
     for i in range(count):
         y, x, c = active[i, 0], active[i, 1], active[i, 2] + channel_offset
+        top, left = 2 * y - 3, 2 * x - 3
+        first_q, last_q = max(0, -left), min(8, out_w - left)
+        length = (last_q - first_q) * out_channels
+        target = (left + first_q) * out_channels
         if 0 < y < in_h - 1 and 0 < x < in_w - 1:
-            top, left = 2 * y - 3, 2 * x - 3
-            for r in range(8):
-                row = top + r
-                if row < 0 or row >= out_h:
-                    continue
-                for q in range(8):
-                    col = left + q
-                    if col < 0 or col >= out_w:
-                        continue
-                    for o in range(out_channels):
-                        out[row, col, o] += fused[c, r, q, o]
+            for r in range(max(0, -top), min(8, out_h - top)):
+                source = ((c * 8 + r) * 8 + first_q) * out_channels
+                _add_run(out_flat[(top + r) * row_size + target:], fused_flat[source:],
+                         np.float32(1.0), length)
             continue
+        if in_w == 1:
+            _scatter_upsampled_exact(y, x, c, weight, in_h, in_w, out)
+            continue
+        column_class = 0 if x == 0 else (2 if x == in_w - 1 else 1)
         for tap_y in range(4):
             weight_y = _stencil_weight(y, tap_y, in_h)
             if weight_y == 0.0:
                 continue
-            for tap_x in range(4):
-                weight_x = _stencil_weight(x, tap_x, in_w)
-                if weight_x == 0.0:
+            for dy in range(5):
+                row = top + 4 + tap_y - dy  # upsampled row 2y - 1 + tap_y, conv tap dy
+                if row < 0 or row >= out_h:
                     continue
-                scale = weight_y * weight_x
-                for dy in range(5):
-                    row = 2 * y - 1 + tap_y + 2 - dy
-                    if row < 0 or row >= out_h:
+                source = (((column_class * in_channels + c) * 5 + dy) * 8 + first_q) * out_channels
+                _add_run(out_flat[row * row_size + target:], columns_flat[source:], weight_y,
+                         length)
+
+
+@numba.njit(cache=True, fastmath=True, nogil=True, inline='always')
+def _add_run(target: np.ndarray, source: np.ndarray, scale: np.float32, length: int) -> None:
+    """``target[:length] += scale * source[:length]`` (indices from 0, so the loop vectorises)."""
+    for j in range(length):
+        target[j] += scale * source[j]
+
+
+@numba.njit(cache=True, fastmath=True, nogil=True)
+def _scatter_upsampled_exact(y: int, x: int, c: int, weight: np.ndarray, in_h: int, in_w: int,
+                             out: np.ndarray) -> None:
+    """Add one spike's ``conv5x5(up2x(spike))`` tap by tap (maps one column wide)."""
+    out_h, out_w, out_channels = out.shape
+    for tap_y in range(4):
+        weight_y = _stencil_weight(y, tap_y, in_h)
+        if weight_y == 0.0:
+            continue
+        for tap_x in range(4):
+            weight_x = _stencil_weight(x, tap_x, in_w)
+            if weight_x == 0.0:
+                continue
+            scale = weight_y * weight_x
+            for dy in range(5):
+                row = 2 * y - 1 + tap_y + 2 - dy
+                if row < 0 or row >= out_h:
+                    continue
+                for dx in range(5):
+                    col = 2 * x - 1 + tap_x + 2 - dx
+                    if col < 0 or col >= out_w:
                         continue
-                    for dx in range(5):
-                        col = 2 * x - 1 + tap_x + 2 - dx
-                        if col < 0 or col >= out_w:
-                            continue
-                        for o in range(out_channels):
-                            out[row, col, o] += scale * weight[c, dy, dx, o]
+                    for o in range(out_channels):
+                        out[row, col, o] += scale * weight[c, dy, dx, o]
 
 
 @numba.njit(cache=True, nogil=True)
 def _accumulate(out: np.ndarray, active: np.ndarray, count: int, channels: int,
                 channel_offset: int, values: np.ndarray, binary: bool, weight: np.ndarray,
-                fused: np.ndarray, stride: int, in_h: int, in_w: int) -> None:
+                fused: np.ndarray, columns: np.ndarray, stride: int, in_h: int,
+                in_w: int) -> None:
     """Scatter one input's active list into ``out`` as :meth:`SparseSpikingUNet._scatter` does."""
     upsampled = fused.shape[0] > 0
     by_channel = binary and (fused.size if upsampled else weight.size) > out.size
     ordered = _sort_by_channel(active, count, channels) if by_channel else active
     if upsampled:
-        _scatter_upsampled_conv(ordered, count, channel_offset, fused, weight, in_h, in_w, out)
+        _scatter_upsampled_conv(ordered, count, channel_offset, fused, columns, weight, in_h,
+                                in_w, out)
     else:
         _scatter_conv(ordered, count, channel_offset, values, weight, stride,
                       weight.shape[1] // 2, out)
@@ -240,7 +282,8 @@ FRAME_COUNT = len(SNN_LAYERS)
 
 @numba.njit(cache=True, nogil=True)
 def _run_layers(start, frame, frame_active, frame_values, v_in, v_out, spikes, actives, counts,
-                weights, biases, fused, strides, limits, charge_weight, threshold, out) -> int:
+                weights, biases, fused, columns, strides, limits, charge_weight, threshold,
+                out) -> int:
     """
     Run the step's layers from ``start`` in one call (no Python between them, no GIL held).
 
@@ -292,14 +335,14 @@ def _run_layers(start, frame, frame_active, frame_values, v_in, v_out, spikes, a
         current[:, :] = biases[layer]
         if layer == FRAME_LAYER:
             _accumulate(current, frame_active, counts[FRAME_COUNT], channels, 0, frame_values,
-                        False, weights[layer], fused[layer], stride, in_h, in_w)
+                        False, weights[layer], fused[layer], columns[layer], stride, in_h, in_w)
         offset = 0
         for source in sources:
             if source < 0:
                 continue
             source_channels = spikes[source].shape[2]
             _accumulate(current, actives[source], counts[source], source_channels, offset, ones,
-                        True, weights[layer], fused[layer], stride, in_h, in_w)
+                        True, weights[layer], fused[layer], columns[layer], stride, in_h, in_w)
             offset += source_channels
         if layer == HEAD_LAYER:
             return -1
@@ -329,6 +372,29 @@ def fuse_upsampled_conv(weight: np.ndarray) -> np.ndarray:
     return fused.astype(np.float32)
 
 
+UPSAMPLE_COLUMN_STENCILS = np.array([[0.0, 1.0, 0.75, 0.25], UPSAMPLE_STENCIL,
+                                     [0.25, 0.75, 1.0, 0.0]], dtype=np.float32)
+"""Weights of a first, inner and last input column on upsampled columns ``2x-1 .. 2x+2``."""
+
+
+def fuse_upsampled_columns(weight: np.ndarray) -> np.ndarray:
+    """
+    Fuse x2 upsampling along columns into a 5x5 conv, per column class (first, inner, last).
+
+    ``[C_in, 5, 5, C_out] -> [3, C_in, 5, 8, C_out]``: ``columns[k, c, dy, q]`` is the weight of
+    an input at column ``x`` of class ``k`` on output column ``2x - 3 + q``, through kernel row
+    ``dy`` of the upsampled row it reaches; the upsampling along rows stays a stencil.
+    """
+    if weight.shape[1:3] != (5, 5):
+        raise ValueError(f'expected a 5x5 kernel, got {weight.shape[1:3]}')
+    columns = np.zeros((3, weight.shape[0], 5, 8, weight.shape[3]), dtype=np.float64)
+    for column_class, stencil in enumerate(UPSAMPLE_COLUMN_STENCILS):
+        for tap_x, weight_x in enumerate(stencil):
+            for dx in range(5):
+                columns[column_class, :, :, tap_x - dx + 4] += float(weight_x) * weight[:, :, dx]
+    return columns.astype(np.float32)
+
+
 def _folded_conv(module: nn.Module) -> nn.Conv2d:
     """
     Return the conv of a ``conv [-> BatchNorm]`` layer with the BN (eval statistics) folded.
@@ -353,7 +419,8 @@ class _Layer:
         self.bias = (conv.bias.detach().float().numpy() if conv.bias is not None
                      else np.zeros(self.weight.shape[3], dtype=np.float32))
         self.stride = int(conv.stride[0])
-        self.fused = fuse_upsampled_conv(self.weight) if upsampled else None
+        self.fused = fuse_upsampled_conv(self.weight) if upsampled else NO_FUSED
+        self.columns = fuse_upsampled_columns(self.weight) if upsampled else NO_COLUMNS
         self.upsampled = upsampled
         self.conv = copy.deepcopy(conv).requires_grad_(False).to(
             memory_format=torch.channels_last)
@@ -452,8 +519,8 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
         ordered = [self.layers[name] for name in LAYER_INPUTS]
         self._kernel_args = (tuple(layer.weight for layer in ordered),
                              tuple(layer.bias for layer in ordered),
-                             tuple(layer.fused if layer.upsampled else NO_FUSED
-                                   for layer in ordered),
+                             tuple(layer.fused for layer in ordered),
+                             tuple(layer.columns for layer in ordered),
                              tuple(layer.stride for layer in ordered))
         self._warm_up()
 
@@ -539,9 +606,8 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
         for spikes in inputs:
             channels = spikes.dense.shape[2]
             _accumulate(out, spikes.active, spikes.count, channels, offset, spikes.scale(),
-                        spikes.values is None, layer.weight,
-                        layer.fused if layer.upsampled else NO_FUSED, layer.stride, height,
-                        width)
+                        spikes.values is None, layer.weight, layer.fused, layer.columns,
+                        layer.stride, height, width)
             offset += channels
         return out
 
@@ -592,12 +658,13 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
         counts = np.zeros(FRAME_COUNT + 1, dtype=np.int64)
         out = np.empty((height, width, self.layers['head'].weight.shape[3]), dtype=np.float32)
         limits = np.array([self.dense_above[name] for name in LAYER_INPUTS])
-        weights, biases, fused, strides = self._kernel_args
+        weights, biases, fused, columns, strides = self._kernel_args
         threshold = np.float32(self.v_threshold)
         start = 0
         while start >= 0:
             dense_layer = _run_layers(start, frame_hwc, frame_active, frame_values, v_in, v_out,
-                                      spikes, actives, counts, weights, biases, fused, strides,
+                                      spikes, actives, counts, weights, biases, fused, columns,
+                                      strides,
                                       limits, self.charge_weight, threshold, out)
             if dense_layer < 0:
                 break
