@@ -11,14 +11,15 @@ The decoder's ``conv5x5(up2x(s))`` is linear in the spikes ``s``, so the bilinea
 the conv are fused into one 8x8 stride-2 kernel per input channel: 64 taps per spike instead of 16
 upsampled values x 25 taps. The upsampling clamps at the map's edges, so inputs on the first or
 last row or column use a kernel fused along columns only, one per column class (first, inner,
-last), with the row stencil applied as they scatter. Every kernel row adds one contiguous run of
-output columns x channels, a loop the compiler vectorises (its index starts at 0: Numba checks
-negative indices, and a check on every element stops the vectorising). The LIF update of a layer
-collects the spike list that the next layers scatter, in position order; a layer whose weights
-outweigh its output (``up1``, the residual convs of ``paper``) scatters it channel by channel
-instead, so each weight slice is read from memory once per step rather than once per spike. A layer
-whose inputs are more active than its threshold runs as a dense torch conv instead, so the cost of
-a burst stays bounded. The thresholds are fixed per preset (:data:`PRESET_DENSE_ABOVE`, else
+last), with the row stencil applied as they scatter. In every layer (weights arranged by
+:func:`phase_runs` and the fused kernels) each kernel row adds one contiguous run of output columns
+x channels, a loop the compiler vectorises (its index starts at 0: Numba checks negative indices,
+and a check on every element stops the vectorising). The LIF update of a layer collects the spike
+list that the next layers scatter, in position order; a layer whose weights outweigh its output
+(``up1``, the residual convs of ``paper``) scatters it channel by channel instead, so each weight
+slice is read from memory once per step rather than once per spike. A layer whose inputs are more
+active than its threshold runs as a dense torch conv instead, so the cost of a burst stays bounded.
+The thresholds are fixed per preset (:data:`PRESET_DENSE_ABOVE`, else
 :data:`DENSE_ABOVE_ACTIVITY`), so a model always takes the same path on the same input.
 :meth:`SparseSpikingUNet.calibrate` measures them on a machine (where each layer's scatter time
 crosses its conv's), but timing varies from run to run, and so would the last bits of the results
@@ -59,20 +60,20 @@ break-even of this CPU's ``paper`` layers lies between 5 and 10 % (``hybrid_pose
 """
 
 PRESET_DENSE_ABOVE: dict[str, float | dict[str, float]] = {
-    'cpu': {'static_conv': 0.18, 'down1': 0.1, 'down2': 0.17, 'down3': 0.33, 'res_conv1': 0.39,
-            'res_conv2': 0.36, 'up1': 0.6, 'up2': 1.0, 'up3': 1.0, 'head': 0.35},
+    'cpu': {'static_conv': 0.48, 'down1': 0.17, 'down2': 0.27, 'down3': 0.47, 'res_conv1': 0.45,
+            'res_conv2': 0.5, 'up1': 0.63, 'up2': 0.9, 'up3': 1.0, 'head': 0.75},
 }
 """
 Thresholds of a preset, one for every layer or one per layer.
 
-``cpu``: 1.5 times the medians of 7 :meth:`SparseSpikingUNet.calibrate` runs on this 2-core AMD
-EPYC with one torch thread (the node's setting), at most 1 (never dense: the fused upsampled
-scatters beat their convs even at 70-90 % active inputs). Calibration compares a layer's scatter
-with its torch conv one layer at a time, each paying Python overhead; in the compiled step a
-sparse layer pays none and a dense one pays more (it interrupts the call), which moves each
-break-even up. On the sample bag (three runs), steps took 1.00-1.08 ms on average with this
-table, against 1.05-1.07 ms with the medians themselves and 0.99-1.06 ms never going dense; the
-first step of a window (the most active) took 1.31-1.35 ms at the median and at most 2.0-2.2 ms.
+``cpu``: 1.5 times the medians of 14 :meth:`SparseSpikingUNet.calibrate` runs on this 2-core
+AMD EPYC with one torch thread (the node's setting), at most 1 (never dense). Calibration compares
+a layer's scatter with its torch conv one layer at a time, each paying Python overhead; in the
+compiled step a sparse layer pays none and a dense one pays more (it interrupts the call), which
+moves each break-even up. Since the scatters add contiguous runs, the thresholds matter little on
+real input: on the sample bag (three runs) steps took 1.01-1.12 ms on average with this table,
+0.99-1.11 ms with the medians themselves and 0.97-1.06 ms never going dense; the first step of a
+window (the most active) 1.25-1.40 ms at the median and at most 1.8-2.2 ms with this table.
 """
 
 CALIBRATION_ACTIVITIES = (0.02, 0.3)
@@ -139,25 +140,37 @@ def _sort_by_channel(active: np.ndarray, count: int, channels: int) -> np.ndarra
 
 @numba.njit(cache=True, fastmath=True, nogil=True)
 def _scatter_conv(active: np.ndarray, count: int, channel_offset: int, values: np.ndarray,
-                  weight: np.ndarray, stride: int, pad: int, out: np.ndarray) -> None:
-    """Add ``values[i] * W[c]`` of every active input to the conv output ``[Ho, Wo, C_out]``."""
-    kernel_h, kernel_w, out_channels = weight.shape[1], weight.shape[2], weight.shape[3]
+                  runs: np.ndarray, stride: int, pad: int, out: np.ndarray) -> None:
+    """
+    Add ``values[i] * W[c]`` of every active input to the conv output ``[Ho, Wo, C_out]``.
+
+    ``runs`` is the weight as :func:`phase_runs` arranges it: each kernel row reaching the
+    output adds one contiguous run of output columns x channels.
+    """
+    in_channels, kernel, taps, out_channels = runs.shape[1:]
     out_h, out_w = out.shape[0], out.shape[1]
+    out_flat, runs_flat = out.reshape(-1), runs.reshape(-1)
+    row_size = out_w * out_channels
+    if kernel == 1 and stride == 1:  # the head: one run per input, no phase arithmetic
+        for i in range(count):
+            target = (active[i, 0] * out_w + active[i, 1]) * out_channels
+            source = (active[i, 2] + channel_offset) * out_channels
+            _add_run(out_flat[target:], runs_flat[source:], values[i], out_channels)
+        return
     for i in range(count):
         y, x, c = active[i, 0], active[i, 1], active[i, 2] + channel_offset
-        value = values[i]
-        for dy in range(kernel_h):
-            ty = y + pad - dy
-            if ty < 0 or ty % stride != 0 or ty // stride >= out_h:
+        phase = (x + pad) % stride
+        phase_taps = (kernel - phase + stride - 1) // stride
+        first_col = (x + pad - phase) // stride - (phase_taps - 1)
+        first_m, last_m = max(0, -first_col), min(phase_taps, out_w - first_col)
+        length = (last_m - first_m) * out_channels
+        target = (first_col + first_m) * out_channels
+        for dy in range((y + pad) % stride, kernel, stride):
+            row = (y + pad - dy) // stride
+            if row < 0 or row >= out_h:
                 continue
-            row = ty // stride
-            for dx in range(kernel_w):
-                tx = x + pad - dx
-                if tx < 0 or tx % stride != 0 or tx // stride >= out_w:
-                    continue
-                col = tx // stride
-                for o in range(out_channels):
-                    out[row, col, o] += value * weight[c, dy, dx, o]
+            source = (((phase * in_channels + c) * kernel + dy) * taps + first_m) * out_channels
+            _add_run(out_flat[row * row_size + target:], runs_flat[source:], values[i], length)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -173,7 +186,7 @@ def _stencil_weight(index: int, tap: int, size: int) -> np.float32:
 
 @numba.njit(cache=True, fastmath=True, nogil=True)
 def _scatter_upsampled_conv(active: np.ndarray, count: int, channel_offset: int,
-                            fused: np.ndarray, columns: np.ndarray, weight: np.ndarray,
+                            fused: np.ndarray, columns: np.ndarray, runs: np.ndarray,
                             in_h: int, in_w: int, out: np.ndarray) -> None:
     """
     Add every active spike's ``conv5x5(up2x(spike))`` to the output ``[2H, 2W, C_out]``.
@@ -199,7 +212,7 @@ def _scatter_upsampled_conv(active: np.ndarray, count: int, channel_offset: int,
                          np.float32(1.0), length)
             continue
         if in_w == 1:
-            _scatter_upsampled_exact(y, x, c, weight, in_h, in_w, out)
+            _scatter_upsampled_exact(y, x, c, runs, in_h, in_w, out)
             continue
         column_class = 0 if x == 0 else (2 if x == in_w - 1 else 1)
         for tap_y in range(4):
@@ -223,7 +236,7 @@ def _add_run(target: np.ndarray, source: np.ndarray, scale: np.float32, length: 
 
 
 @numba.njit(cache=True, fastmath=True, nogil=True)
-def _scatter_upsampled_exact(y: int, x: int, c: int, weight: np.ndarray, in_h: int, in_w: int,
+def _scatter_upsampled_exact(y: int, x: int, c: int, runs: np.ndarray, in_h: int, in_w: int,
                              out: np.ndarray) -> None:
     """Add one spike's ``conv5x5(up2x(spike))`` tap by tap (maps one column wide)."""
     out_h, out_w, out_channels = out.shape
@@ -245,24 +258,24 @@ def _scatter_upsampled_exact(y: int, x: int, c: int, weight: np.ndarray, in_h: i
                     if col < 0 or col >= out_w:
                         continue
                     for o in range(out_channels):
-                        out[row, col, o] += scale * weight[c, dy, dx, o]
+                        out[row, col, o] += scale * runs[0, c, dy, 4 - dx, o]
 
 
 @numba.njit(cache=True, nogil=True)
 def _accumulate(out: np.ndarray, active: np.ndarray, count: int, channels: int,
-                channel_offset: int, values: np.ndarray, binary: bool, weight: np.ndarray,
+                channel_offset: int, values: np.ndarray, binary: bool, runs: np.ndarray,
                 fused: np.ndarray, columns: np.ndarray, stride: int, in_h: int,
                 in_w: int) -> None:
     """Scatter one input's active list into ``out`` as :meth:`SparseSpikingUNet._scatter` does."""
     upsampled = fused.shape[0] > 0
-    by_channel = binary and (fused.size if upsampled else weight.size) > out.size
+    by_channel = binary and (fused.size if upsampled else runs.size) > out.size
     ordered = _sort_by_channel(active, count, channels) if by_channel else active
     if upsampled:
-        _scatter_upsampled_conv(ordered, count, channel_offset, fused, columns, weight, in_h,
+        _scatter_upsampled_conv(ordered, count, channel_offset, fused, columns, runs, in_h,
                                 in_w, out)
     else:
-        _scatter_conv(ordered, count, channel_offset, values, weight, stride,
-                      weight.shape[1] // 2, out)
+        _scatter_conv(ordered, count, channel_offset, values, runs, stride, runs.shape[2] // 2,
+                      out)
 
 
 LAYER_SOURCES = tuple(
@@ -353,6 +366,24 @@ def _run_layers(start, frame, frame_active, frame_values, v_in, v_out, spikes, a
     return -1
 
 
+def phase_runs(weight: np.ndarray, stride: int) -> np.ndarray:
+    """
+    Arrange a conv's taps ``[C_in, k, k, C_out]`` as contiguous output runs.
+
+    The result is ``[stride, C_in, k, ceil(k / stride), C_out]``. An input at column ``x``
+    reaches the output through the taps ``dx`` congruent to its phase ``(x + k // 2) mod
+    stride``; ``runs[phase, c, dy]`` holds them by ascending output column (descending ``dx``),
+    zero-padded where a phase has fewer taps.
+    """
+    in_channels, kernel, _, out_channels = weight.shape
+    runs = np.zeros((stride, in_channels, kernel, -(-kernel // stride), out_channels),
+                    dtype=np.float32)
+    for phase in range(stride):
+        taps = list(range(phase, kernel, stride))[::-1]
+        runs[phase, :, :, :len(taps)] = weight[:, :, taps]
+    return runs
+
+
 def fuse_upsampled_conv(weight: np.ndarray) -> np.ndarray:
     """
     Fuse bilinear x2 upsampling into a 5x5 conv: ``[C_in, 5, 5, C_out] -> [C_in, 8, 8, C_out]``.
@@ -421,6 +452,7 @@ class _Layer:
         self.stride = int(conv.stride[0])
         self.fused = fuse_upsampled_conv(self.weight) if upsampled else NO_FUSED
         self.columns = fuse_upsampled_columns(self.weight) if upsampled else NO_COLUMNS
+        self.runs = phase_runs(self.weight, 1 if upsampled else self.stride)
         self.upsampled = upsampled
         self.conv = copy.deepcopy(conv).requires_grad_(False).to(
             memory_format=torch.channels_last)
@@ -517,7 +549,7 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
                        for name in SNN_LAYERS}
         self.layers['head'] = _Layer(snn.head)
         ordered = [self.layers[name] for name in LAYER_INPUTS]
-        self._kernel_args = (tuple(layer.weight for layer in ordered),
+        self._kernel_args = (tuple(layer.runs for layer in ordered),
                              tuple(layer.bias for layer in ordered),
                              tuple(layer.fused for layer in ordered),
                              tuple(layer.columns for layer in ordered),
@@ -606,7 +638,7 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
         for spikes in inputs:
             channels = spikes.dense.shape[2]
             _accumulate(out, spikes.active, spikes.count, channels, offset, spikes.scale(),
-                        spikes.values is None, layer.weight, layer.fused, layer.columns,
+                        spikes.values is None, layer.runs, layer.fused, layer.columns,
                         layer.stride, height, width)
             offset += channels
         return out
