@@ -1,5 +1,6 @@
 # Copyright 2026 hybrid_pose_ros maintainers. MIT License.
 """The event-driven SNN step equals the dense torch step (values, spikes, membranes, poses)."""
+import dataclasses
 import os
 
 from helpers.streams import moving_blob_events, randomize_batchnorm
@@ -178,7 +179,10 @@ def test_calibration_sets_one_threshold_per_layer():
     small_paper = make_config('paper', input_height=32, input_width=32, ann_base_width=4,
                               snn_base_width=4)
     paper = prepare_for_inference(HybridPoseNet(small_paper).eval(), snn_backend='sparse')
-    assert paper.snn.dense_above == dict.fromkeys(LAYER_INPUTS, DENSE_ABOVE_ACTIVITY)
+    assert paper.snn.dense_above == PRESET_DENSE_ABOVE['paper']
+    custom = dataclasses.replace(make_config('cpu'), preset='custom')   # e.g. from a checkpoint
+    other = prepare_for_inference(HybridPoseNet(custom).eval(), snn_backend='sparse')
+    assert other.snn.dense_above == dict.fromkeys(LAYER_INPUTS, DENSE_ABOVE_ACTIVITY)
 
 
 def test_pure_snn_window_matches():

@@ -59,9 +59,15 @@ break-even of this CPU's ``paper`` layers lies between 5 and 10 % (``hybrid_pose
 --sections sparse``), so a burst of activity costs at most about a dense step.
 """
 
+PAPER_DENSE_ABOVE = {'static_conv': 0.15, 'down1': 0.14, 'down2': 0.16, 'down3': 0.24,
+                     'res_conv1': 0.23, 'res_conv2': 0.23, 'up1': 0.35, 'up2': 0.3, 'up3': 0.48,
+                     'head': 0.99}
+"""Thresholds of the ``paper`` architecture (both rates): see :data:`PRESET_DENSE_ABOVE`."""
+
 PRESET_DENSE_ABOVE: dict[str, float | dict[str, float]] = {
     'cpu': {'static_conv': 0.48, 'down1': 0.17, 'down2': 0.27, 'down3': 0.47, 'res_conv1': 0.45,
             'res_conv2': 0.5, 'up1': 0.63, 'up2': 0.9, 'up3': 1.0, 'head': 0.75},
+    'paper': PAPER_DENSE_ABOVE, 'paper_200hz': PAPER_DENSE_ABOVE,
 }
 """
 Thresholds of a preset, one for every layer or one per layer.
@@ -74,6 +80,11 @@ moves each break-even up. Since the scatters add contiguous runs, the thresholds
 real input: on the sample bag (three runs) steps took 1.01-1.12 ms on average with this table,
 0.99-1.11 ms with the medians themselves and 0.97-1.06 ms never going dense; the first step of a
 window (the most active) 1.25-1.40 ms at the median and at most 1.8-2.2 ms with this table.
+
+``paper`` and ``paper_200hz``: the medians of 3 calibrations (their layers are large, so Python
+overhead does not move the break-even; the runs agreed within 0.03). Against 8 % everywhere, the
+first step of a window at 7.7 % activity took 146 instead of 220-239 ms (``hybrid_pose_bench
+--sections sparse``), the mean step over a window 68 instead of 73-81 ms.
 """
 
 CALIBRATION_ACTIVITIES = (0.02, 0.3)
