@@ -54,9 +54,10 @@ DENSE_ABOVE_ACTIVITY = 0.08
 """
 Above this fraction of nonzero inputs a layer runs as a dense torch conv instead.
 
-The scatter's cost grows with the spikes and the conv's does not: against a one-thread conv the
-break-even of this CPU's ``paper`` layers lies between 5 and 10 % (``hybrid_pose_bench
---sections sparse``), so a burst of activity costs at most about a dense step.
+The default for models whose preset has no table in :data:`PRESET_DENSE_ABOVE`. The scatter's
+cost grows with the spikes and the conv's does not; on this CPU the break-even of the calibrated
+layers lies at 11-100 % (the tables), so 8 % keeps a burst of activity at most about a dense
+step on any architecture.
 """
 
 PAPER_DENSE_ABOVE = {'static_conv': 0.15, 'down1': 0.14, 'down2': 0.16, 'down3': 0.24,
@@ -306,7 +307,7 @@ FRAME_COUNT = len(SNN_LAYERS)
 
 @numba.njit(cache=True, nogil=True)
 def _run_layers(start, frame, frame_active, frame_values, v_in, v_out, spikes, actives, counts,
-                weights, biases, fused, columns, strides, limits, charge_weight, threshold,
+                runs, biases, fused, columns, strides, limits, charge_weight, threshold,
                 out) -> int:
     """
     Run the step's layers from ``start`` in one call (no Python between them, no GIL held).
@@ -314,8 +315,9 @@ def _run_layers(start, frame, frame_active, frame_values, v_in, v_out, spikes, a
     Layers are in :data:`LAYER_INPUTS` order (the nine LIF layers, then the head, which writes
     ``out``); each LIF layer writes its membrane, spikes and spike list (``actives``,
     ``counts``), which later layers and skip connections read. The first call lists the frame's
-    nonzero counts (``frame_active``, ``frame_values``, ``counts[FRAME_COUNT]``). ``fused`` holds
-    each layer's upsampled kernel (empty for layers without upsampling). Returns the index of
+    nonzero counts (``frame_active``, ``frame_values``, ``counts[FRAME_COUNT]``). ``runs`` holds
+    each layer's weights as :func:`phase_runs` arranges them, ``fused`` and ``columns`` its
+    upsampled kernels (empty for layers without upsampling). Returns the index of
     the first layer whose active inputs exceed ``limits[i]`` of its inputs, for the caller to
     run densely before calling again from the next layer, or -1 when the step is complete.
     """
@@ -359,14 +361,14 @@ def _run_layers(start, frame, frame_active, frame_values, v_in, v_out, spikes, a
         current[:, :] = biases[layer]
         if layer == FRAME_LAYER:
             _accumulate(current, frame_active, counts[FRAME_COUNT], channels, 0, frame_values,
-                        False, weights[layer], fused[layer], columns[layer], stride, in_h, in_w)
+                        False, runs[layer], fused[layer], columns[layer], stride, in_h, in_w)
         offset = 0
         for source in sources:
             if source < 0:
                 continue
             source_channels = spikes[source].shape[2]
             _accumulate(current, actives[source], counts[source], source_channels, offset, ones,
-                        True, weights[layer], fused[layer], columns[layer], stride, in_h, in_w)
+                        True, runs[layer], fused[layer], columns[layer], stride, in_h, in_w)
             offset += source_channels
         if layer == HEAD_LAYER:
             return -1
@@ -701,12 +703,12 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
         counts = np.zeros(FRAME_COUNT + 1, dtype=np.int64)
         out = np.empty((height, width, self.layers['head'].weight.shape[3]), dtype=np.float32)
         limits = np.array([self.dense_above[name] for name in LAYER_INPUTS])
-        weights, biases, fused, columns, strides = self._kernel_args
+        runs, biases, fused, columns, strides = self._kernel_args
         threshold = np.float32(self.v_threshold)
         start = 0
         while start >= 0:
             dense_layer = _run_layers(start, frame_hwc, frame_active, frame_values, v_in, v_out,
-                                      spikes, actives, counts, weights, biases, fused, columns,
+                                      spikes, actives, counts, runs, biases, fused, columns,
                                       strides,
                                       limits, self.charge_weight, threshold, out)
             if dense_layer < 0:
