@@ -37,7 +37,8 @@ single wild timestamp can neither reset the stream nor move the grid into the fu
 from dataclasses import asdict, dataclass
 from typing import Optional
 
-from hybrid_pose_ros.events.event_array import empty_events, EVENT_DTYPE
+from hybrid_pose_ros.events.event_array import (
+    concatenate_events, copy_events, empty_events, EVENT_DTYPE, select_events)
 import numpy as np
 
 MAX_STAMP_US = 2**31 * 1_000_000  # builtin_interfaces/Time holds int32 seconds
@@ -152,9 +153,9 @@ class EventBinner:
         self.counters.late_dropped += int(np.count_nonzero(late))
         self.counters.reordered += int(np.count_nonzero(out_of_order & ~late))
         if late.any():
-            events = events[~late]
+            events = select_events(events, ~late)
         if len(self._pending):
-            events = np.concatenate([self._pending, events])
+            events = concatenate_events([self._pending, events])
         if out_of_order.any():
             events = events[np.argsort(events['t'], kind='stable')]
         self._pending = empty_events()
@@ -165,7 +166,7 @@ class EventBinner:
     def _trim_history(self) -> None:
         """Keep the last ``history_events`` completed events; later calls ask from the open bin."""
         if len(self._history) > self.history_events:
-            self._history = self._history[len(self._history) - self.history_events:].copy()
+            self._history = copy_events(self._history[len(self._history) - self.history_events:])
         self._valid_from = self._open_start
 
     def _emit(self, events: np.ndarray) -> list[CompletedBin]:
@@ -173,8 +174,9 @@ class EventBinner:
         start = self._open_start
         k = (events['t'] - start) // self.bin_us
         k_open = int(k[-1])
-        nonempty, first_index = np.unique(k[k < k_open], return_index=True)
-        bounds = list(first_index) + [int(np.searchsorted(k, k_open, side='left'))]
+        # k is sorted (time-ordered events): each bin starts where it changes, the last is open
+        bounds = [0, *(np.flatnonzero(k[1:] != k[:-1]) + 1).tolist()]
+        nonempty = k[bounds[:-1]]
         bins = []
         current = 0
         for i, target in enumerate([*nonempty.tolist(), k_open]):
@@ -191,12 +193,12 @@ class EventBinner:
             current = target + 1
         done = bounds[-1]
         if done:
-            self._history = np.concatenate([self._history, events[:done]])
+            self._history = concatenate_events([self._history, events[:done]])
         pending = events[done:]
         if len(pending) > self.max_pending_events:
             self.counters.overflow_dropped += len(pending) - self.max_pending_events
             pending = pending[:self.max_pending_events]
-        self._pending = pending.copy()
+        self._pending = copy_events(pending)
         self._open_start = start + k_open * self.bin_us
         return bins
 
@@ -228,10 +230,10 @@ class EventBinner:
         from_pending = self._pending[max(0, n_pending - count):n_pending]
         rest = count - len(from_pending)
         if rest == 0:
-            return from_pending.copy()
+            return copy_events(from_pending)
         n_history = int(np.searchsorted(self._history['t'], t_us, side='left'))
         from_history = self._history[max(0, n_history - rest):n_history]
-        return np.concatenate([from_history, from_pending])
+        return concatenate_events([from_history, from_pending])
 
 
 @dataclass(frozen=True)
@@ -268,7 +270,7 @@ def screen_events(events: np.ndarray, width: int, height: int,
     if plausible.all():
         return ScreenedEvents(events, 0, 0)
     out_of_sensor = len(events) - int(np.count_nonzero(inside))
-    kept = events[plausible]
+    kept = select_events(events, plausible)
     return ScreenedEvents(kept, out_of_sensor, len(events) - len(kept) - out_of_sensor)
 
 

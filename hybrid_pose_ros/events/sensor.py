@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass
 import math
 from typing import Any, NamedTuple
 
+from hybrid_pose_ros.events.event_array import select_events
 import numpy as np
 
 DHP19_WIDTH = 346
@@ -136,7 +137,7 @@ class SensorGeometry:
         x = events['x'].astype(np.int64) - self.crop_x0
         y = events['y'].astype(np.int64) - self.crop_y0
         keep = (x >= 0) & (x < self.crop_width) & (y >= 0) & (y < self.crop_height)
-        out = events[keep]  # boolean indexing copies
+        out = select_events(events, keep)
         if self.crop_width == self.input_width:
             out['x'] = x[keep]
             out['y'] = y[keep]
