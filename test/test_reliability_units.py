@@ -285,3 +285,28 @@ def test_a_failing_step_is_counted_and_the_next_window_runs(make_node, monkeypat
     assert node.stats['poses'] == node.runner.counters.steps - 1
     status = node.diagnostics_status()
     assert status.level == status.ERROR and status.message == 'errors: step_errors +1'
+
+
+def test_markers_follow_the_poses_and_a_failing_one_is_counted(make_node, monkeypatch):
+    node_module = pytest.importorskip('hybrid_pose_ros.ros.node')
+    node = make_node()
+    order = []
+    publish_pose = node.pose_pub.publish
+    monkeypatch.setattr(node.pose_pub, 'publish',
+                        lambda message: (order.append('pose'), publish_pose(message)))
+    build = node_module.skeleton_markers
+
+    def markers(*args):
+        order.append('markers')
+        if order.count('markers') == 2:
+            raise ValueError('bad marker')
+        return build(*args)
+
+    monkeypatch.setattr(node_module, 'skeleton_markers', markers)
+    feed(node, [packet(blob())])      # one message completes many bins at once
+    poses = order.count('pose')
+    assert poses > 3 and order[:poses] == ['pose'] * poses   # no marker before the last pose
+    assert order.count('markers') == 2                       # the second failed: the rest skip
+    assert node.stats['step_errors'] == 1
+    assert "publishing skeleton markers failed: ValueError('bad marker')" in node.last_error
+    assert not node.due_markers

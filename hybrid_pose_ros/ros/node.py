@@ -1,18 +1,19 @@
 """
 ``hybrid_pose_node``: events in, 13 DHP19 joints out at the SNN rate.
 
-Threads: the event subscription decodes raw CDR with numpy and bins events by event time; as
-soon as the stream passes a window start (the bin ending there is complete) it hands the 7500
-preceding events to the ANN worker thread, so the ANN runs while the window's first bin is
-still filling, and it queues each completed bin. Right after each message the same callback
-steps the SNN through the queued bins (at the SNN rate, one step per completed 10 ms bin),
-waiting for the ANN state only at the bin it was computed for; stepping in the callback saves
-the wake-up of a polling timer. All callbacks share one single-threaded executor: rclpy's
-multi-threaded executor cost so much Python time on two cores that the node fell behind (448 of
-448 sample-bag poses with one executor thread against 63 with four, p50 latency 19 ms against
-200 ms); the torch work of the ANN thread and the sparse SNN kernels release the GIL. The
-published poses equal :func:`hybrid_pose_ros.estimator.run_offline` on the same events at any
-replay speed (with reliable delivery). No pose is published for bins outside an initialised window.
+Threads: the event subscription decodes raw CDR with numpy and bins events by event time; as soon
+as the stream passes a window start (the bin ending there is complete) it hands the 7500 preceding
+events to the ANN worker thread, so the ANN runs while the window's first bin is still filling, and
+it queues each completed bin. Right after each message the same callback steps the SNN through the
+queued bins (at the SNN rate, one step per completed 10 ms bin), waiting for the ANN state only at
+the bin it was computed for; stepping in the callback saves the wake-up of a polling timer.
+Skeleton markers due in that time (``marker_rate_hz``) follow once the queue is empty, so
+visualisation never delays a pose. All callbacks share one single-threaded executor: rclpy's multi-
+threaded executor cost so much Python time on two cores that the node fell behind (448 of 448
+sample-bag poses with one executor thread against 63 with four, p50 latency 19 ms against 200 ms);
+the torch work of the ANN thread and the sparse SNN kernels release the GIL. The published poses
+equal :func:`hybrid_pose_ros.estimator.run_offline` on the same events at any replay speed (with
+reliable delivery). No pose is published for bins outside an initialised window.
 
 Reliability policies; every counter named here is a value in ``/diagnostics``, whose level is
 WARN while a drop counter grew since the previous status and ERROR while an error counter
@@ -177,6 +178,7 @@ class HybridPoseNode(Node):
         self.queued_events = 0
         self.resume_us = np.iinfo(np.int64).min
         self.marker_decimator = EventTimeDecimator()
+        self.due_markers: list[tuple[Header, np.ndarray, np.ndarray]] = []
         self.size_candidate: tuple[tuple[int, int], int] | None = None
         self.last_sequence: dict[bytes, int] = {}
         self.last_logged: dict[str, float] = {}
@@ -460,10 +462,11 @@ class HybridPoseNode(Node):
                    dropped)
 
     def _step_queued_bins(self) -> None:
+        """Step every queued bin and publish its pose; then the skeleton markers that came due."""
         while True:
             with self.lock:
                 if not self.queue:
-                    return
+                    break
                 task, future, received = self.queue.popleft()
                 self.queued_events -= len(task.bin.events)
                 runner = self.runner
@@ -480,6 +483,22 @@ class HybridPoseNode(Node):
                 self.get_logger().error(self.last_error + '\n' + traceback.format_exc(),
                                         throttle_duration_sec=LOG_THROTTLE_S)
                 runner.estimator.end_window()
+        self._publish_due_markers()
+
+    def _publish_due_markers(self) -> None:
+        """Publish the markers of the poses due for them, after the poses (never delaying one)."""
+        try:
+            for header, xy, confidence in self.due_markers:
+                self.marker_pub.publish(skeleton_markers(
+                    header, xy, confidence, self.params['min_confidence'], self._image_plane(),
+                    self.params['marker_lifetime']))
+        except Exception as error:  # noqa: B902 - visualisation must not stop the node
+            self.stats['step_errors'] += 1
+            self.last_error = f'publishing skeleton markers failed: {error!r}'
+            self.get_logger().error(self.last_error + '\n' + traceback.format_exc(),
+                                    throttle_duration_sec=LOG_THROTTLE_S)
+        finally:
+            self.due_markers.clear()
 
     def _publish(self, pose, task: BinTask) -> None:
         nonfinite = int(np.count_nonzero(~(np.isfinite(pose.xy).all(axis=-1)
@@ -493,9 +512,7 @@ class HybridPoseNode(Node):
         self.pose_pub.publish(pose_array_cdr(pose.end_us, self.frame_id, pose.xy,
                                              pose.confidence, min_conf))
         if self.marker_decimator.due(pose.end_us, self.params['marker_rate_hz']):
-            self.marker_pub.publish(skeleton_markers(
-                header, pose.xy, pose.confidence, min_conf, self._image_plane(),
-                self.params['marker_lifetime']))
+            self.due_markers.append((header, pose.xy, pose.confidence))
         if self.params['debug_image'] and self.image_pub.get_subscription_count() > 0:
             self.image_pub.publish(self._debug_image(header, pose, task))
         self.stats['poses'] += 1
