@@ -106,6 +106,15 @@ NO_COLUMNS = np.empty((0, 1, 1, 1, 1), dtype=np.float32)
 UPSAMPLE_STENCIL = np.array([0.25, 0.75, 0.75, 0.25], dtype=np.float32)
 """Weights of input row ``y`` on upsampled rows ``2y-1 .. 2y+2`` (bilinear x2, no corners)."""
 
+UPSAMPLE_EDGE_STENCILS = np.array([[0.0, 1.0, 0.75, 0.25], UPSAMPLE_STENCIL,
+                                   [0.25, 0.75, 1.0, 0.0]], dtype=np.float32)
+"""
+The stencil of a first, inner and last input of a map side (see :func:`_edge_class`).
+
+The upsampling clamps at the edges: the outermost upsampled row or column reads only the edge
+input, and there is no position before the first or after the last.
+"""
+
 
 @numba.njit(cache=True, nogil=True)
 def _lif(current: np.ndarray, v_in: np.ndarray, v_out: np.ndarray, spikes: np.ndarray,
@@ -186,14 +195,17 @@ def _scatter_conv(active: np.ndarray, count: int, channel_offset: int, values: n
 
 
 @numba.njit(cache=True, nogil=True)
+def _edge_class(index: int, size: int) -> int:
+    """Row of :data:`UPSAMPLE_EDGE_STENCILS` for input ``index`` of a side ``size`` > 1 long."""
+    return 0 if index == 0 else (2 if index == size - 1 else 1)
+
+
+@numba.njit(cache=True, nogil=True)
 def _stencil_weight(index: int, tap: int, size: int) -> np.float32:
     """Weight of input ``index`` on upsampled position ``2*index - 1 + tap`` (0 if none)."""
-    position = 2 * index - 1 + tap
-    if position < 0 or position >= 2 * size:
-        return np.float32(0.0)
-    if (index == 0 and tap == 1) or (index == size - 1 and tap == 2):
-        return np.float32(1.0)  # the first and last upsampled rows read clamped sources
-    return UPSAMPLE_STENCIL[tap]
+    if size == 1:  # the only input is first and last: both upsampled positions read it
+        return np.float32(1.0) if tap == 1 or tap == 2 else np.float32(0.0)
+    return UPSAMPLE_EDGE_STENCILS[_edge_class(index, size), tap]
 
 
 @numba.njit(cache=True, fastmath=True, nogil=True)
@@ -226,7 +238,7 @@ def _scatter_upsampled_conv(active: np.ndarray, count: int, channel_offset: int,
         if in_w == 1:
             _scatter_upsampled_exact(y, x, c, runs, in_h, in_w, out)
             continue
-        column_class = 0 if x == 0 else (2 if x == in_w - 1 else 1)
+        column_class = _edge_class(x, in_w)
         for tap_y in range(4):
             weight_y = _stencil_weight(y, tap_y, in_h)
             if weight_y == 0.0:
@@ -416,11 +428,6 @@ def fuse_upsampled_conv(weight: np.ndarray) -> np.ndarray:
     return fused.astype(np.float32)
 
 
-UPSAMPLE_COLUMN_STENCILS = np.array([[0.0, 1.0, 0.75, 0.25], UPSAMPLE_STENCIL,
-                                     [0.25, 0.75, 1.0, 0.0]], dtype=np.float32)
-"""Weights of a first, inner and last input column on upsampled columns ``2x-1 .. 2x+2``."""
-
-
 def fuse_upsampled_columns(weight: np.ndarray) -> np.ndarray:
     """
     Fuse x2 upsampling along columns into a 5x5 conv, per column class (first, inner, last).
@@ -432,7 +439,7 @@ def fuse_upsampled_columns(weight: np.ndarray) -> np.ndarray:
     if weight.shape[1:3] != (5, 5):
         raise ValueError(f'expected a 5x5 kernel, got {weight.shape[1:3]}')
     columns = np.zeros((3, weight.shape[0], 5, 8, weight.shape[3]), dtype=np.float64)
-    for column_class, stencil in enumerate(UPSAMPLE_COLUMN_STENCILS):
+    for column_class, stencil in enumerate(UPSAMPLE_EDGE_STENCILS):
         for tap_x, weight_x in enumerate(stencil):
             for dx in range(5):
                 columns[column_class, :, :, tap_x - dx + 4] += float(weight_x) * weight[:, :, dx]
