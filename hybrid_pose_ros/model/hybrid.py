@@ -14,7 +14,7 @@ after ``reset_net`` and then charges), and the output is the accumulator
 is the same loop, so the streaming and batched paths agree by construction.
 """
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from hybrid_pose_ros.model.ann import AnnUNet, xavier_init_convs
 from hybrid_pose_ros.model.config import ModelConfig
@@ -128,6 +128,9 @@ def _run_steps(step, state: WindowState, frames: torch.Tensor,
     return result
 
 
+WindowInit = Callable[[torch.Tensor], tuple[WindowState, torch.Tensor]]
+"""A compiled replacement of :meth:`HybridPoseNet.init_window`'s ANN and initialisers."""
+
 DELTA_HEAD_INIT_SCALE = 1.0 / 2500.0
 """Shrink of the delta head at initialisation (the official ``init_weights_div_last_layer``)."""
 
@@ -140,6 +143,9 @@ class HybridPoseNet(nn.Module):
     code applies to its last 32->13 conv: the initial deltas are then negligible, so an untrained
     SNN leaves the decaying ANN heatmap (and its argmax) in place and training starts from the
     "ANN held for the window" prediction instead of from noise.
+
+    ``compiled_init``, when set (:func:`~hybrid_pose_ros.model.inference.prepare_for_inference`
+    with ``ann_runtime='openvino'``), replaces the ANN and initialisers in :meth:`init_window`.
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -150,6 +156,7 @@ class HybridPoseNet(nn.Module):
         self.snn = SpikingUNet(config, tau=config.tau, head_batchnorm=False)
         with torch.no_grad():
             self.snn.head.weight.mul_(DELTA_HEAD_INIT_SCALE)
+        self.compiled_init: WindowInit | None = None
 
     def freeze_ann(self) -> None:
         """Stop gradients into the ANN (stage-2 training trains the SNN and initialisers)."""
@@ -171,6 +178,8 @@ class HybridPoseNet(nn.Module):
         Returns the state (``V_l := init_l(features)``, ``H :=`` detached ANN heatmap) and the
         ANN heatmap itself.
         """
+        if self.compiled_init is not None:
+            return self.compiled_init(ann_input)
         heatmap, features = self.ann(ann_input)
         membranes = self.initializers(features)
         return WindowState(membranes, heatmap.detach()), heatmap

@@ -9,6 +9,9 @@ is replaced by one conv with the BN folded into its weight and bias (eval-mode s
 the BN by ``nn.Identity``. The folded model computes the same function as the original in eval
 mode, up to float rounding. Run it under ``torch.inference_mode()``.
 
+A hybrid's ANN and state initialisers can run in OpenVINO instead of torch (``ann_runtime``,
+:mod:`hybrid_pose_ros.model.openvino_init`): one compiled graph that runs without the GIL.
+
 The SNN step has two backends with the same results: ``dense`` (torch convs) and ``sparse``
 (:mod:`hybrid_pose_ros.model.sparse`, work proportional to the spikes, batch size 1).
 
@@ -22,6 +25,8 @@ import copy
 import itertools
 
 from hybrid_pose_ros.model.ann import AnnOutput, AnnUNet
+from hybrid_pose_ros.model.openvino_init import (
+    default_cache_dir, openvino_available, OpenVinoWindowInit)
 from hybrid_pose_ros.model.packed import pack_convolutions, packing_available
 from hybrid_pose_ros.model.sparse import use_sparse_snn
 import torch
@@ -58,6 +63,9 @@ SNN_BACKENDS = ('dense', 'sparse')
 
 ANN_PRECISIONS = ('float32', 'bfloat16', 'auto')
 """ANN arithmetic: float32, bfloat16, or bfloat16 where the CPU has it natively."""
+
+ANN_RUNTIMES = ('torch', 'openvino', 'auto')
+"""What runs a hybrid's ANN and initialisers: torch, OpenVINO, or OpenVINO where it can."""
 
 
 def native_bfloat16(device: torch.device | str = 'cpu') -> bool:
@@ -109,6 +117,21 @@ def with_ann_precision(model: nn.Module, precision: str) -> nn.Module:
     return model
 
 
+def resolve_ann_runtime(requested: str, device: torch.device | str = 'cpu') -> str:
+    """Turn ``auto`` into ``openvino`` (a CPU with OpenVINO installed) or ``torch``."""
+    if requested not in ANN_RUNTIMES:
+        raise ValueError(f'unknown ann_runtime {requested!r}; expected one of {ANN_RUNTIMES}')
+    on_cpu = torch.device(device).type == 'cpu'
+    if requested == 'auto':
+        return 'openvino' if on_cpu and openvino_available() else 'torch'
+    if requested == 'openvino' and not on_cpu:
+        raise ValueError(f'ann_runtime openvino runs on the CPU only, not on {device}')
+    if requested == 'openvino' and not openvino_available():
+        raise ValueError('ann_runtime openvino needs the openvino package, which is not '
+                         'installed (pip install openvino)')
+    return requested
+
+
 def model_device(model: nn.Module) -> torch.device:
     """Device of a model's first parameter or buffer (CPU for one without tensors)."""
     tensor = next(itertools.chain(model.parameters(), model.buffers()), None)
@@ -117,14 +140,19 @@ def model_device(model: nn.Module) -> torch.device:
 
 def prepare_for_inference(model: nn.Module, threads: int | None = None,
                           channels_last: bool = True, snn_backend: str = 'dense',
-                          ann_precision: str = 'float32', pack_convs: bool = True) -> nn.Module:
+                          ann_precision: str = 'float32', pack_convs: bool = True,
+                          ann_runtime: str = 'torch') -> nn.Module:
     """
     Fold BatchNorm, switch to eval, drop gradients and optionally set the thread count.
 
     ``snn_backend='sparse'`` swaps the SNN of a hybrid or pure-SNN model for its event-driven
     twin (:func:`~hybrid_pose_ros.model.sparse.use_sparse_snn`). ``ann_precision``
     (:data:`ANN_PRECISIONS`) sets the arithmetic of a hybrid's ANN
-    (:class:`ReducedPrecisionAnn` for ``bfloat16``). With ``pack_convs`` every remaining torch
+    (:class:`ReducedPrecisionAnn` for ``bfloat16``). ``ann_runtime`` (:data:`ANN_RUNTIMES`)
+    ``openvino`` sets a hybrid's ``compiled_init`` to an
+    :class:`~hybrid_pose_ros.model.openvino_init.OpenVinoWindowInit` in that precision, with
+    ``threads`` threads (1 if None), its converted model cached in the default cache directory.
+    With ``pack_convs`` every remaining torch
     conv (ANN, initialisers, dense SNN) keeps a weight prepacked for oneDNN, with the following
     LeakyReLU fused (:mod:`hybrid_pose_ros.model.packed`), where the device allows it.
 
@@ -135,11 +163,15 @@ def prepare_for_inference(model: nn.Module, threads: int | None = None,
     if snn_backend not in SNN_BACKENDS:
         raise ValueError(f'unknown snn_backend {snn_backend!r}; expected one of {SNN_BACKENDS}')
     ann_precision = resolve_ann_precision(ann_precision, model_device(model))
+    ann_runtime = resolve_ann_runtime(ann_runtime, model_device(model))
     if threads is not None:
         set_threads(threads)
     prepared = fold_batchnorm(model)
     for parameter in prepared.parameters():
         parameter.requires_grad_(False)
+    if ann_runtime == 'openvino' and isinstance(getattr(prepared, 'ann', None), AnnUNet):
+        prepared.compiled_init = OpenVinoWindowInit(prepared, ann_precision, threads or 1,
+                                                    default_cache_dir())
     if channels_last:
         prepared = prepared.to(memory_format=torch.channels_last)
     if snn_backend == 'sparse':

@@ -76,7 +76,8 @@ from hybrid_pose_ros.events.binning import EventBinner, screen_events
 from hybrid_pose_ros.events.sensor import SensorGeometry
 from hybrid_pose_ros.model.checkpoint import CheckpointError, load_checkpoint
 from hybrid_pose_ros.model.inference import (
-    prepare_for_inference, resolve_ann_precision, warm_up)
+    prepare_for_inference, resolve_ann_precision, resolve_ann_runtime, warm_up)
+from hybrid_pose_ros.model.openvino_init import OpenVinoWindowInit, PendingWindowInit
 from hybrid_pose_ros.ros import codecs
 from hybrid_pose_ros.ros.outputs import (
     EventTimeDecimator, ImagePlane, pose_array_cdr, skeleton_markers, stamp_from_us,
@@ -99,10 +100,12 @@ import torch
 from visualization_msgs.msg import MarkerArray
 
 DEFAULT_CHECKPOINT = 'hybrid_cpu.pt'
-STARTUP_ONLY = {'checkpoint', 'device', 'threads', 'snn_backend', 'ann_precision', 'input_type',
-                'packet_encoding', 'events_topic', 'qos_depth', 'qos_reliability', 'bin_us',
-                'sensor_width', 'sensor_height'}
+STARTUP_ONLY = {'checkpoint', 'device', 'threads', 'snn_backend', 'ann_precision', 'ann_runtime',
+                'input_type', 'packet_encoding', 'events_topic', 'qos_depth', 'qos_reliability',
+                'bin_us', 'sensor_width', 'sensor_height'}
 SIZE_CONFIRM_MESSAGES = 10
+AnnJob = Future | PendingWindowInit
+"""A window's ANN pass under way: in the ANN thread (torch) or in OpenVINO's own thread."""
 MAX_QUEUED_EVENTS = 4_000_000
 IDLE_AFTER_S = 2.0
 LOG_THROTTLE_S = 5.0
@@ -165,16 +168,18 @@ class HybridPoseNode(Node):
         self.checkpoint = self._load_checkpoint()
         self.snn_backend = self.params['snn_backend'] if self.device.type == 'cpu' else 'dense'
         self.ann_precision = resolve_ann_precision(self.params['ann_precision'], self.device)
+        self.ann_runtime = self._ann_runtime()
         self.model = prepare_for_inference(self.checkpoint.model.to(self.device),
                                            self.params['threads'], snn_backend=self.snn_backend,
-                                           ann_precision=self.ann_precision)
+                                           ann_precision=self.ann_precision,
+                                           ann_runtime=self.ann_runtime)
         warm_up(self.model)
         self.runner: StreamingRunner | None = None
         self.geometry: SensorGeometry | None = None
         self.frame_id = self.params['frame_id']
         self.lock = threading.Lock()
-        self.queue: deque[tuple[BinTask, Future | None, float]] = deque()
-        self.early_ann: dict[int, Future] = {}   # window start (us) -> ANN started before it
+        self.queue: deque[tuple[BinTask, AnnJob | None, float]] = deque()
+        self.early_ann: dict[int, AnnJob] = {}   # window start (us) -> ANN started before it
         self.queued_events = 0
         self.resume_us = np.iinfo(np.int64).min
         self.marker_decimator = EventTimeDecimator()
@@ -199,8 +204,8 @@ class HybridPoseNode(Node):
         self.get_logger().info(
             f'{self.checkpoint.preset} model from {self.checkpoint.path} on {self.device}: '
             f'SNN {config.snn_rate_hz:.0f} Hz ({self.snn_backend}), ANN '
-            f'{config.ann_rate_hz:.0f} Hz ({self.ann_precision}); listening to '
-            f'{self.events_topic} ({self.params["input_type"]})')
+            f'{config.ann_rate_hz:.0f} Hz ({self.ann_runtime}, {self.ann_precision}); listening '
+            f'to {self.events_topic} ({self.params["input_type"]})')
 
     def _declare_and_validate(self) -> dict:
         values = {}
@@ -217,6 +222,13 @@ class HybridPoseNode(Node):
                                f'sensor_height={values["sensor_height"]}: set both, or both '
                                'to 0 to take the size from the messages')
         return values
+
+    def _ann_runtime(self) -> str:
+        try:
+            return resolve_ann_runtime(self.params['ann_runtime'], self.device)
+        except ValueError as error:
+            raise StartupError(f'parameter ann_runtime={self.params["ann_runtime"]!r}: '
+                               f'{error}') from None
 
     def _load_checkpoint(self):
         path = self.params['checkpoint'] or str(default_checkpoint())
@@ -369,7 +381,7 @@ class HybridPoseNode(Node):
         """Whether an ANN history lies entirely after the last gap or reset."""
         return int(history['t'][0]) >= self.resume_us
 
-    def _take_early_ann(self, task: BinTask) -> Future | None:
+    def _take_early_ann(self, task: BinTask) -> AnnJob | None:
         """Pop the ANN started early for the window this bin begins; cancel outdated ones."""
         start = task.bin.start_us
         discontinuous = task.bin.gap_before or task.bin.reset_before
@@ -378,9 +390,13 @@ class HybridPoseNode(Node):
                 self.early_ann.pop(window_start).cancel()
         return self.early_ann.pop(start, None)
 
-    def _start_ann(self, history: np.ndarray) -> Future:
-        """Run the ANN on a window's history in the ANN thread."""
-        return self.ann_pool.submit(self.runner.estimator.initialise, history)
+    def _start_ann(self, history: np.ndarray) -> AnnJob:
+        """Start the ANN on a window's history: in OpenVINO's own thread, or the ANN thread."""
+        estimator = self.runner.estimator
+        compiled = estimator.model.compiled_init
+        if isinstance(compiled, OpenVinoWindowInit):
+            return compiled.submit(estimator.ann_input(history))
+        return self.ann_pool.submit(estimator.initialise, history)
 
     def _sensor_size(self, width: int, height: int) -> tuple[int, int] | None:
         """Return the sensor size for a message reporting ``width x height``; None drops it."""
@@ -547,6 +563,7 @@ class HybridPoseNode(Node):
         values['device'] = str(self.device)
         values['snn_backend'] = self.snn_backend
         values['ann_precision'] = self.ann_precision
+        values['ann_runtime'] = self.ann_runtime
         values['pose_rate_hz'] = f'{self.stats["poses"] / elapsed:.1f}'
         values['event_rate_mev_s'] = f'{self.stats["events"] / elapsed / 1e6:.3f}'
         values['seconds_since_input'] = ('' if self.last_input is None

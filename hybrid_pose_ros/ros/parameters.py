@@ -7,7 +7,7 @@ tests, and the node declares exactly these parameters with these descriptions.
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from hybrid_pose_ros.model.inference import ANN_PRECISIONS, SNN_BACKENDS
+from hybrid_pose_ros.model.inference import ANN_PRECISIONS, ANN_RUNTIMES, SNN_BACKENDS
 
 INPUT_TYPES = ('event_packet', 'dvs')
 PACKET_ENCODINGS = ('mono', 'evt3', 'libcaer_cmp', 'auto')
@@ -66,8 +66,8 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   'with the package.', _always_valid),
     ParameterSpec('device', 'cpu', "Torch device: 'cpu', 'cuda' or 'cuda:N'. If CUDA is "
                   'requested but unavailable the node logs a warning and uses the CPU.', _device),
-    ParameterSpec('threads', 1, 'Torch intra-op threads of each model thread (the ANN and the '
-                  'SNN run in two threads: 1 gives each a core of a 2-core machine; 2 '
+    ParameterSpec('threads', 1, 'Threads of each model thread (the ANN, in OpenVINO or torch, '
+                  'and the SNN run in two threads: 1 gives each a core of a 2-core machine; 2 '
                   'oversubscribes it and the SNN falls behind).', _at_least(1)),
     ParameterSpec('snn_backend', 'sparse', 'SNN step: sparse (event-driven kernels, work '
                   'proportional to the spikes, CPU) or dense (torch convs). Same results; on a '
@@ -76,6 +76,11 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   'faster on CPUs with bfloat16 instructions, poses within about 0.01 px on '
                   'the test split) or auto (bfloat16 where the CPU has it natively, else '
                   'float32).', _one_of(ANN_PRECISIONS)),
+    ParameterSpec('ann_runtime', 'auto', 'What runs the ANN and state initialisers: openvino '
+                  '(one compiled graph on its own thread, never waiting for the GIL; CPU; same '
+                  'test-split MPJPE), torch, or auto (openvino on a CPU where it is installed, '
+                  'else torch).',
+                  _one_of(ANN_RUNTIMES)),
     ParameterSpec('input_type', 'event_packet', 'Input message type: event_packet '
                   '(event_camera_msgs/EventPacket) or dvs (dvs_msgs/EventArray).',
                   _one_of(INPUT_TYPES)),

@@ -27,6 +27,7 @@ import time
 from typing import Any, Callable
 
 from hybrid_pose_ros.events.event_array import make_events
+from hybrid_pose_ros.model.inference import ANN_RUNTIMES
 from hybrid_pose_ros.ros import codecs
 import numpy as np
 
@@ -102,7 +103,10 @@ def main(argv: list[str] | None = None) -> None:
                         '(default: replay the messages as recorded)')
     parser.add_argument('--snn-backend', default='sparse', choices=('sparse', 'dense'),
                         help='e2e: the SNN backend of the capacity runs (the other one is '
-                        'measured at 1x as the baseline)')
+                        'measured at 1x as a baseline)')
+    parser.add_argument('--ann-runtime', default='auto', choices=ANN_RUNTIMES,
+                        help='e2e: the ANN runtime of the capacity runs (torch is measured at '
+                        '1x as a baseline)')
     args = parser.parse_args(argv)
     results: dict[str, Any] = {}
     if 'ingest' in args.sections:
@@ -133,8 +137,9 @@ def main(argv: list[str] | None = None) -> None:
     if 'e2e' in args.sections:
         from hybrid_pose_ros.tools import bench_e2e
         results['e2e'] = bench_e2e.bench_e2e(
-            threads=args.threads, snn_backend=args.snn_backend,
-            baseline_backend='dense' if args.snn_backend == 'sparse' else 'sparse',
+            threads=args.threads, snn_backend=args.snn_backend, ann_runtime=args.ann_runtime,
+            baselines=(('dense' if args.snn_backend == 'sparse' else 'sparse', args.ann_runtime),
+                       (args.snn_backend, 'torch')),
             message_us=round(args.message_ms * 1000) if args.message_ms else None,
             rates=(1.0, 4.0) if args.quick else (1.0, 1.5, 2.0, 3.0, 4.0, 8.0))
         bench_e2e.print_e2e(results['e2e'])

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, Sequence
 
 from hybrid_pose_ros.model.checkpoint import load_checkpoint
 from hybrid_pose_ros.model.config import ModelConfig
@@ -76,12 +76,14 @@ def checkpoint_config(checkpoint: str | None) -> ModelConfig:
 
 
 def run_once(messages, rate: float, threads: int, checkpoint: str | None,
-             snn_backend: str = 'sparse', config: ModelConfig | None = None) -> dict[str, Any]:
+             snn_backend: str = 'sparse', config: ModelConfig | None = None,
+             ann_runtime: str = 'auto') -> dict[str, Any]:
     """
     Replay ``messages`` at ``rate`` into a fresh node process; return its measurements.
 
     ``config`` is the checkpoint's (its bin and window lengths group the latencies); it is read
-    from the checkpoint when not given.
+    from the checkpoint when not given. ``snn_backend`` and ``ann_runtime`` are the node's
+    parameters.
     """
     config = config or checkpoint_config(checkpoint)
     import rclpy
@@ -92,7 +94,7 @@ def run_once(messages, rate: float, threads: int, checkpoint: str | None,
     args = [sys.executable, '-m', 'hybrid_pose_ros.ros.node', '--ros-args',
             '-p', 'input_type:=dvs', '-p', 'events_topic:=/bench/events',
             '-p', 'qos_reliability:=reliable', '-p', f'threads:={threads}',
-            '-p', f'snn_backend:={snn_backend}',
+            '-p', f'snn_backend:={snn_backend}', '-p', f'ann_runtime:={ann_runtime}',
             '-p', 'diagnostics_period:=0.5', '-r', '__ns:=/bench']
     if checkpoint:
         args += ['-p', f'checkpoint:={checkpoint}']
@@ -185,14 +187,15 @@ def summarise(arrivals, published, diagnostics, wall_s: float, cpu: float, bin_u
 
 def bench_e2e(bag: pathlib.Path = DEFAULT_BAG, topic: str = '/cam3/events', threads: int = 1,
               checkpoint: str | None = None, rates=(1.0, 2.0, 4.0, 8.0),
-              snn_backend: str = 'sparse', baseline_backend: str | None = 'dense',
+              snn_backend: str = 'sparse', ann_runtime: str = 'auto',
+              baselines: Sequence[tuple[str, str]] = (('dense', 'auto'), ('sparse', 'torch')),
               message_us: int | None = None) -> dict[str, Any]:
     """
     Run the real-time replay and the capacity search; return both.
 
-    With ``baseline_backend`` the real-time replay is repeated with that SNN backend, so the
-    table holds both paths measured in one run. ``message_us`` re-cuts the bag's messages into
-    slices of that length (:func:`rechunk`).
+    Each ``(snn_backend, ann_runtime)`` of ``baselines`` that differs from the measured one is
+    replayed at real time too, so the table holds the paths measured in one run. ``message_us``
+    re-cuts the bag's messages into slices of that length (:func:`rechunk`).
     """
     messages = read_messages(bag, topic)
     if message_us:
@@ -200,15 +203,19 @@ def bench_e2e(bag: pathlib.Path = DEFAULT_BAG, topic: str = '/cam3/events', thre
     events = sum(len(codecs.decode_event_array(raw).events) for _, raw, _ in messages)
     duration_s = (messages[-1][0] - messages[0][0]) / 1e9
     config = checkpoint_config(checkpoint)
-    baseline = None
-    if baseline_backend and baseline_backend != snn_backend:
-        baseline = run_once(messages, 1.0, threads, checkpoint, baseline_backend, config)
-        baseline.update(rate=1.0, event_rate_mev_s=events / duration_s / 1e6,
-                        snn_backend=baseline_backend)
+    baseline_runs = []
+    for baseline_backend, baseline_runtime in baselines:
+        if (baseline_backend, baseline_runtime) == (snn_backend, ann_runtime):
+            continue
+        run = run_once(messages, 1.0, threads, checkpoint, baseline_backend, config,
+                       baseline_runtime)
+        run.update(rate=1.0, event_rate_mev_s=events / duration_s / 1e6,
+                   snn_backend=baseline_backend, ann_runtime=baseline_runtime)
+        baseline_runs.append(run)
     runs = []
     for rate in rates:
-        run = run_once(messages, rate, threads, checkpoint, snn_backend, config)
-        run['snn_backend'] = snn_backend
+        run = run_once(messages, rate, threads, checkpoint, snn_backend, config, ann_runtime)
+        run.update(snn_backend=snn_backend, ann_runtime=ann_runtime)
         run.update(rate=rate, event_rate_mev_s=events / duration_s * rate / 1e6)
         run['sustained'] = (not run['bins_dropped'] and not run['messages_lost']
                             and run['poses'] == (runs[0]['poses'] if runs else run['poses'])
@@ -218,8 +225,7 @@ def bench_e2e(bag: pathlib.Path = DEFAULT_BAG, topic: str = '/cam3/events', thre
             break
     sustained = [r for r in runs if r['sustained']]
     return {'bag': str(bag), 'topic': topic, 'threads': threads, 'message_us': message_us,
-            'real_time': runs[0],
-            'baseline_real_time': baseline, 'capacity_runs': runs,
+            'real_time': runs[0], 'baselines_real_time': baseline_runs, 'capacity_runs': runs,
             'capacity_rate': max((r['rate'] for r in sustained), default=0.0),
             'capacity_mev_s': max((r['event_rate_mev_s'] for r in sustained), default=0.0)}
 
@@ -230,18 +236,20 @@ def print_e2e(result: dict[str, Any]) -> None:
                 else 'messages as recorded')
     print(f'\n## End to end over DDS ({result["topic"]}, {messages}, threads '
           f'{result["threads"]})')
-    print('| SNN | rate | Mev/s | poses | bins dropped | p50 ms | p99 ms | SNN Hz | ANN Hz '
-          '| CPU |')
-    print('|---|---|---|---|---|---|---|---|---|---|')
-    rows = [result['baseline_real_time']] if result.get('baseline_real_time') else []
-    for r in rows + result['capacity_runs']:
-        print(f'| {r["snn_backend"]} | {r["rate"]:g}x | {r["event_rate_mev_s"]:.2f} | '
+    print('| SNN | ANN runtime | rate | Mev/s | poses | bins dropped | p50 ms | p99 ms | SNN Hz '
+          '| ANN Hz | CPU |')
+    print('|---|---|---|---|---|---|---|---|---|---|---|')
+    for r in result['baselines_real_time'] + result['capacity_runs']:
+        print(f'| {r["snn_backend"]} | {r["ann_runtime"]} | {r["rate"]:g}x | '
+              f'{r["event_rate_mev_s"]:.2f} | '
               f'{r["poses"]} | {r["bins_dropped"]} | {r["latency_p50_ms"]:.1f} | '
               f'{r["latency_p99_ms"]:.1f} | {r["snn_rate_hz"]:.1f} | {r["ann_rate_hz"]:.1f} | '
               f'{r["node_cpu_cores"]:.2f} |')
     by_bin = result['real_time']['latency_by_window_bin_ms']
-    print('median latency by bin of the window at 1x (' + result['real_time']['snn_backend']
-          + '): ' + ', '.join('-' if ms is None else f'{ms:.1f}' for ms in by_bin) + ' ms')
+    real_time = result['real_time']
+    print(f'median latency by bin of the window at 1x ({real_time["snn_backend"]}, '
+          f'{real_time["ann_runtime"]}): '
+          + ', '.join('-' if ms is None else f'{ms:.1f}' for ms in by_bin) + ' ms')
     print(f'sustained (all poses, no drops, p99 <= {KEEPS_UP_P99_MS:g} ms) up to '
           f'{result["capacity_rate"]:g}x real time = {result["capacity_mev_s"]:.2f} Mev/s of '
           'this bag')

@@ -344,7 +344,7 @@ def offline_reference(checkpoint: str,
                                          config.input_height)
     # prepared as the node prepares it by default, so that both compute the same arithmetic
     model = prepare_for_inference(loaded.model, threads=1, snn_backend='sparse',
-                                  ann_precision='auto')
+                                  ann_precision='auto', ann_runtime='auto')
     estimator = HybridEstimator(model, geometry)
     return estimator, run_offline(estimator, data.events)
 

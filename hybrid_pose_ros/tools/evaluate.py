@@ -6,7 +6,7 @@ Writes ``evaluation.json`` and ``mpjpe_per_step.png`` into ``--out-dir`` and pri
 import argparse
 import os
 
-from hybrid_pose_ros.model.inference import ANN_PRECISIONS
+from hybrid_pose_ros.model.inference import ANN_PRECISIONS, ANN_RUNTIMES
 from hybrid_pose_ros.training.evaluate import run
 
 
@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--max-windows', type=int, help='evaluate only the first N windows')
     parser.add_argument('--ann-precision', default='float32', choices=ANN_PRECISIONS,
                         help="arithmetic of the ANNs (as the node's ann_precision)")
+    parser.add_argument('--ann-runtime', default='torch', choices=ANN_RUNTIMES,
+                        help="what runs the hybrid's window initialisation (as the node's "
+                        'ann_runtime)')
     parser.add_argument('--quiet', action='store_true', help='no progress bars')
     return parser
 
@@ -57,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     run(checkpoints, args.data, args.cameras, out_dir, split=args.split, device=args.device,
         batch_size=args.batch_size, cache=args.cache, energy_windows=args.energy_windows,
         progress=not args.quiet, max_windows=args.max_windows,
-        ann_precision=args.ann_precision)
+        ann_precision=args.ann_precision, ann_runtime=args.ann_runtime)
     return 0
 
 

@@ -35,8 +35,10 @@ from hybrid_pose_ros.model.decode import decode_heatmaps
 from hybrid_pose_ros.model.energy import (account_step, ENERGY_CONSTANTS, energy_report,
                                           mean_accounting, snn_step_energy, StepAccounting)
 from hybrid_pose_ros.model.hybrid import HybridPoseNet, PureSNN
-from hybrid_pose_ros.model.inference import resolve_ann_precision, with_ann_precision
+from hybrid_pose_ros.model.inference import (
+    resolve_ann_precision, resolve_ann_runtime, with_ann_precision)
 from hybrid_pose_ros.model.macs import ann_macs, initializer_macs
+from hybrid_pose_ros.model.openvino_init import default_cache_dir, OpenVinoWindowInit
 from hybrid_pose_ros.training.dataset import DeviceData, WindowDataset
 import numpy as np
 import torch
@@ -360,12 +362,14 @@ def run(checkpoints: dict[str, str | None], data: Sequence[str], cameras: Sequen
         out_dir: str, split: str = 'test', device: str = 'auto', batch_size: int = 16,
         cache: str | None = None, energy_windows: int = 4, progress: bool = True,
         max_windows: int | None = None, ann_precision: str = 'float32',
-        log: Callable[[str], None] = print) -> dict[str, Any]:
+        ann_runtime: str = 'torch', log: Callable[[str], None] = print) -> dict[str, Any]:
     """
     Load checkpoints (``hybrid``, ``pure_snn``, ``ann``; any may be None), evaluate, write.
 
     ``ann_precision`` (``float32``, ``bfloat16`` or ``auto``, as the node's parameter) sets the
     arithmetic of every ANN, to measure what the node's bfloat16 ANN does to the errors.
+    ``ann_runtime`` (``torch``, ``openvino`` or ``auto``, as the node's parameter) sets what runs
+    the hybrid's window initialisation (the ANN baselines always run in torch).
 
     The model config comes from the first checkpoint given; every checkpoint must share its
     input size and timing.
@@ -390,14 +394,21 @@ def run(checkpoints: dict[str, str | None], data: Sequence[str], cameras: Sequen
         f'({dataset.nbytes() / 2**20:.0f} MiB)')
     device_data = dataset.to_device(device)
     precision = resolve_ann_precision(ann_precision, device)
+    runtime = resolve_ann_runtime(ann_runtime, device)
+    compiled_init = (OpenVinoWindowInit(loaded['hybrid'].model.eval(), precision,
+                                        torch.get_num_threads(), default_cache_dir())
+                     if runtime == 'openvino' and 'hybrid' in loaded else None)
     models = {kind: with_ann_precision(checkpoint.model.to(device).eval(), precision)
               for kind, checkpoint in loaded.items()}
+    if compiled_init is not None:
+        models['hybrid'].compiled_init = compiled_init
     results = evaluate_models(dataset, device_data, models.get('hybrid'),
                               models.get('pure_snn'), models.get('ann'), batch_size,
                               energy_windows, progress, max_windows)
     results['checkpoints'] = {kind: os.path.abspath(c.path) for kind, c in loaded.items()}
     results['device'] = str(device)
     results['ann_precision'] = precision
+    results['ann_runtime'] = runtime
     json_path, png_path = write_results(results, out_dir)
     log(format_table(results))
     log(f'wrote {json_path} and {png_path}')

@@ -76,11 +76,12 @@ def offline_reference(checkpoint, events):
     """
     Return the poses ``run_offline`` gives for 346x260-sensor ``events`` with ``checkpoint``.
 
-    The model is prepared with the node's defaults (sparse SNN, ``ann_precision`` ``auto``), so
-    that the node and the reference compute the same arithmetic.
+    The model is prepared with the node's defaults (sparse SNN, ``ann_precision`` and
+    ``ann_runtime`` ``auto``), so that the node and the reference compute the same arithmetic.
     """
     loaded = load_checkpoint(checkpoint)
     geometry = SensorGeometry.for_sensor(346, 260, loaded.config.input_width,
                                          loaded.config.input_height)
-    model = prepare_for_inference(loaded.model, snn_backend='sparse', ann_precision='auto')
+    model = prepare_for_inference(loaded.model, snn_backend='sparse', ann_precision='auto',
+                                  ann_runtime='auto')
     return run_offline(HybridEstimator(model, geometry), events)

@@ -1,0 +1,137 @@
+"""The OpenVINO window initialisation computes what the torch model computes."""
+from helpers.streams import randomize_batchnorm
+from hybrid_pose_ros.model import inference, openvino_init
+from hybrid_pose_ros.model.config import make_config
+from hybrid_pose_ros.model.hybrid import HybridPoseNet
+from hybrid_pose_ros.model.inference import (
+    native_bfloat16, prepare_for_inference, resolve_ann_runtime, to_channels_last)
+from hybrid_pose_ros.model.openvino_init import OpenVinoWindowInit
+import pytest
+import torch
+
+pytest.importorskip('openvino')
+
+SIZE = 32
+BFLOAT16_TOLERANCE = 0.05
+"""Largest error of the bfloat16 graph, as a fraction of each output's range (as for torch)."""
+
+
+@pytest.fixture(scope='module')
+def hybrid():
+    torch.manual_seed(0)
+    model = HybridPoseNet(make_config('paper', input_height=SIZE, input_width=SIZE,
+                                      ann_base_width=8, snn_base_width=8))
+    # statistics far from the identity, so that BatchNorms OpenVINO folded wrongly would show
+    randomize_batchnorm(model, seed=1, mean=0.3, var=(2.0, 0.2), weight=(2.0, 1.0),
+                        bias=(0.3, 0.3))
+    return model.eval()
+
+
+@pytest.fixture(scope='module')
+def compiled(hybrid, tmp_path_factory):
+    return OpenVinoWindowInit(hybrid, 'float32', cache_dir=tmp_path_factory.mktemp('ov'))
+
+
+def ann_inputs(batch: int = 2) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(3)
+    return torch.poisson(torch.rand(batch, 20, SIZE, SIZE, generator=generator), generator)
+
+
+def outputs(state, heatmap):
+    return (heatmap, *state.membranes)
+
+
+def assert_outputs_close(actual, expected, tolerance):
+    assert len(actual) == len(expected) == 10
+    for got, want in zip(actual, expected):
+        assert got.dtype == torch.float32 and got.shape == want.shape
+        assert float((got - want).abs().max()) <= tolerance * float(want.abs().max())
+
+
+def test_float32_graph_matches_the_torch_model(hybrid, compiled):
+    ann_input = ann_inputs()
+    with torch.no_grad():
+        expected = outputs(*hybrid.init_window(ann_input))
+    assert_outputs_close(outputs(*compiled(ann_input)), expected, 1e-5)
+    assert compiled.precision == 'float32' and compiled.threads == 1
+
+
+def test_submit_returns_the_same_state_as_a_call(compiled):
+    ann_input = ann_inputs(1)
+    state, heatmap = compiled(ann_input)
+    pending = compiled.submit(to_channels_last(ann_input))
+    second = compiled.submit(ann_input * 2)   # two in flight keep their own outputs
+    result = pending.result()
+    assert pending.done() and result is pending.result()
+    for got, want in zip(outputs(result, result.heatmap), outputs(state, heatmap)):
+        assert torch.equal(got, want)
+    assert not torch.equal(second.result().heatmap, heatmap)
+
+
+def test_a_cancelled_initialisation_has_no_result(compiled):
+    pending = compiled.submit(ann_inputs(1))
+    assert pending.cancel() and pending.done()
+    with pytest.raises(RuntimeError, match='cancelled'):
+        pending.result()
+
+
+@pytest.mark.skipif(not native_bfloat16(), reason='the CPU has no native bfloat16')
+def test_bfloat16_graph_stays_within_the_torch_bfloat16_tolerance(hybrid, tmp_path):
+    ann_input = ann_inputs()
+    with torch.no_grad():
+        expected = outputs(*hybrid.init_window(ann_input))
+    reduced = OpenVinoWindowInit(hybrid, 'bfloat16', cache_dir=tmp_path)
+    actual = outputs(*reduced(ann_input))
+    assert_outputs_close(actual, expected, BFLOAT16_TOLERANCE)
+    assert any(not torch.equal(got, want) for got, want in zip(actual, expected))
+
+
+def test_the_converted_model_is_cached_per_weights(hybrid, tmp_path, monkeypatch):
+    first = OpenVinoWindowInit(hybrid, 'float32', cache_dir=tmp_path)
+    assert len(list(tmp_path.glob('window_init_*.xml'))) == 1
+    import openvino
+
+    def no_conversion(*args, **kwargs):
+        raise AssertionError('converted again although the cache holds the model')
+
+    monkeypatch.setattr(openvino, 'convert_model', no_conversion)
+    second = OpenVinoWindowInit(hybrid, 'float32', cache_dir=tmp_path)
+    ann_input = ann_inputs(1)
+    for got, want in zip(outputs(*second(ann_input)), outputs(*first(ann_input))):
+        assert torch.equal(got, want)
+    monkeypatch.undo()
+    changed = HybridPoseNet(hybrid.config).eval()
+    OpenVinoWindowInit(changed, 'float32', cache_dir=tmp_path)
+    assert len(list(tmp_path.glob('window_init_*.xml'))) == 2
+
+
+def test_prepared_model_initialises_windows_through_openvino(hybrid):
+    prepared = prepare_for_inference(hybrid, snn_backend='sparse', ann_runtime='openvino')
+    reference = prepare_for_inference(hybrid, snn_backend='sparse')
+    assert isinstance(prepared.compiled_init, OpenVinoWindowInit)
+    assert reference.compiled_init is None
+    generator = torch.Generator().manual_seed(4)
+    frames = torch.poisson(torch.rand(1, 4, 2, SIZE, SIZE, generator=generator) * 0.6,
+                           generator)
+    ann_input = to_channels_last(ann_inputs(1))
+    with torch.inference_mode():
+        actual = prepared.forward_window(ann_input, frames)
+        expected = reference.forward_window(ann_input, frames)
+    torch.testing.assert_close(actual['heatmaps'], expected['heatmaps'], rtol=0, atol=1e-4)
+
+
+def test_ann_runtime_choices(monkeypatch):
+    assert resolve_ann_runtime('auto', 'cpu') == 'openvino'
+    assert resolve_ann_runtime('auto', 'cuda') == 'torch'
+    assert resolve_ann_runtime('torch', 'cpu') == 'torch'
+    with pytest.raises(ValueError, match='unknown ann_runtime'):
+        resolve_ann_runtime('onnx', 'cpu')
+    with pytest.raises(ValueError, match='CPU only'):
+        resolve_ann_runtime('openvino', 'cuda')
+    monkeypatch.setattr(inference, 'openvino_available', lambda: False)
+    assert resolve_ann_runtime('auto', 'cpu') == 'torch'
+    with pytest.raises(ValueError, match='needs the openvino package'):
+        resolve_ann_runtime('openvino', 'cpu')
+    with pytest.raises(ValueError, match='unknown precision'):
+        OpenVinoWindowInit(HybridPoseNet(make_config('cpu')), 'int8')
+    assert openvino_init.default_cache_dir().parts[-2:] == ('hybrid_pose_ros', 'openvino')
