@@ -2,17 +2,19 @@
 ``hybrid_pose_node``: events in, 13 DHP19 joints out at the SNN rate.
 
 Threads: the event subscription decodes raw CDR with numpy and bins events by event time; as soon
-as the stream passes a window start (the bin ending there is complete) it hands the 7500 preceding
-events to the ANN worker thread, so the ANN runs while the window's first bin is still filling, and
-it queues each completed bin. Right after each message the same callback steps the SNN through the
-queued bins (at the SNN rate, one step per completed 10 ms bin), waiting for the ANN state only at
-the bin it was computed for; stepping in the callback saves the wake-up of a polling timer.
-Skeleton markers due in that time (``marker_rate_hz``) follow once the queue is empty, so
-visualisation never delays a pose. All callbacks share one single-threaded executor: rclpy's multi-
-threaded executor cost so much Python time on two cores that the node fell behind (448 of 448
-sample-bag poses with one executor thread against 63 with four, p50 latency 19 ms against 200 ms);
-the torch work of the ANN thread and the sparse SNN kernels release the GIL. The published poses
-equal :func:`hybrid_pose_ros.estimator.run_offline` on the same events at any replay speed (with
+as the stream passes a window start (the bin ending there is complete) it builds the ANN input from
+the 7500 preceding events and starts the ANN (``ann_runtime``: OpenVINO on its own thread, which
+never waits for the GIL, or torch in the ANN worker thread), so the ANN runs while the window's
+first bin is still filling, and it queues each completed bin. Right after each message the same
+callback steps the SNN through the queued bins (at the SNN rate, one step per completed 10 ms
+bin), waiting for the ANN state only at the bin it was computed for; stepping in the callback
+saves the wake-up of a polling timer. Skeleton markers due in that time (``marker_rate_hz``)
+follow once the queue is empty, so visualisation never delays a pose. All callbacks share one
+single-threaded executor: rclpy's multi-threaded executor cost so much Python time on two cores
+that the node fell behind (448 of 448 sample-bag poses with one executor thread against 63 with
+four, p50 latency 19 ms against 200 ms); OpenVINO, the torch ops of the ANN thread and the sparse
+SNN kernels release the GIL. The published poses equal
+:func:`hybrid_pose_ros.estimator.run_offline` on the same events at any replay speed (with
 reliable delivery). No pose is published for bins outside an initialised window.
 
 Reliability policies; every counter named here is a value in ``/diagnostics``, whose level is
