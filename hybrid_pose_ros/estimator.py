@@ -77,8 +77,11 @@ class HybridEstimator:
         config = self.config
         frame = stacked_histogram(mapped, config.ann_bins, config.input_height,
                                   config.input_width)
+        ann_input = torch.from_numpy(frame).unsqueeze(0).to(self.device)
+        if self.model.compiled_init is not None:
+            return ann_input   # OpenVINO takes the plain NCHW array without a copy
         # channels-last: the layout prepare_for_inference gives the convs (1.2x faster here)
-        return to_channels_last(torch.from_numpy(frame).unsqueeze(0).to(self.device))
+        return to_channels_last(ann_input)
 
     def snn_input(self, bin_events: np.ndarray) -> torch.Tensor:
         """Build the SNN's 2-channel count frame ``[1, 2, H, W]`` of one bin's sensor events."""

@@ -5,6 +5,7 @@ from hybrid_pose_ros.model import energy
 from hybrid_pose_ros.model.config import make_config
 from hybrid_pose_ros.model.hybrid import HybridPoseNet
 from hybrid_pose_ros.model.inference import native_bfloat16
+from hybrid_pose_ros.model.openvino_init import openvino_available
 from hybrid_pose_ros.model.macs import snn_conv_specs
 from hybrid_pose_ros.model.snn import SNN_LAYERS
 from hybrid_pose_ros.tools import model_bench
@@ -205,7 +206,9 @@ def test_model_bench_reports_synthetic_person_activity(tmp_path, capsys):
     # the bfloat16 ANN is timed beside the float32 one wherever the CPU runs it natively
     assert ('init_bfloat16' in result['latency']['1']) == native_bfloat16()
     assert result['latency']['1']['init_unpacked']['count'] >= 2   # the packing's baseline
+    # the node's default ANN runtime is timed in the same run wherever OpenVINO is installed
+    assert ('init_openvino' in result['latency']['1']) == openvino_available()
     assert 2000 < result['events_per_bin_in_crop'] < 6000  # 0.5 Mev/s over the sensor
     assert 0.001 < result['report']['step']['mean_firing_rate'] < 0.5
     printed = capsys.readouterr().out
-    assert 'power at the SNN rate' in printed and 'packed x' in printed
+    assert 'power at the SNN rate' in printed and 'packed x' in printed and 'ov x' in printed

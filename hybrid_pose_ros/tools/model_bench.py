@@ -36,6 +36,7 @@ from hybrid_pose_ros.model.hybrid import HybridPoseNet
 from hybrid_pose_ros.model.inference import (
     native_bfloat16, prepare_for_inference, set_threads, to_channels_last)
 from hybrid_pose_ros.model.macs import ann_macs, initializer_macs, snn_step_macs
+from hybrid_pose_ros.model.openvino_init import openvino_available
 import numpy as np
 import torch
 
@@ -220,6 +221,10 @@ def bench_preset(name: str, config: ModelConfig, model: HybridPoseNet, args: arg
         result['init_unpacked'] = bench_init(unpacked, windows[0][0], inits)
         if reduced is not None:   # the bfloat16 ANN of ann_precision:=auto, same run
             result['init_bfloat16'] = bench_init(reduced, windows[0][0], inits)
+        if openvino_available():   # the node's default ann_runtime, same run
+            compiled = prepare_for_inference(model, threads, ann_precision='auto',
+                                             ann_runtime='openvino')
+            result['init_openvino'] = bench_init(compiled, windows[0][0], inits)
         result['budget_ms'] = (result['step']['median_ms']
                                + result['init']['median_ms'] / config.steps_per_window)
         result['realtime_load'] = result['budget_ms'] * config.snn_rate_hz / 1e3
@@ -244,15 +249,17 @@ def format_results(results: list[dict[str, Any]]) -> str:
     lines = ['latency (median / p99 ms); budget = step + init / steps_per_window; bf16 init: '
              'median with the ANN in bfloat16 (ann_precision); unpacked: median init at the '
              "node's precision (auto) with torch's per-call weight reorder (pack_convs=False), "
-             'and its ratio to the packed one',
+             'and its ratio to the packed one; openvino: median init at that precision in '
+             'OpenVINO (ann_runtime), and the packed torch init over it',
              f'{"preset":<12}{"input":>9}{"thr":>5}{"init med":>10}{"init p99":>10}'
              f'{"step med":>10}{"step p99":>10}{"budget":>9}{"of 1 s":>7}{"bf16 init":>11}'
-             f'{"unpacked":>10}{"packed x":>10}']
+             f'{"unpacked":>10}{"packed x":>10}{"openvino":>10}{"ov x":>7}']
     for result in results:
         config = result['config']
         size = f'{config["input_width"]}x{config["input_height"]}'
         for threads, lat in result['latency'].items():
             reduced = lat.get('init_bfloat16')
+            compiled = lat.get('init_openvino')
             packed = (reduced or lat['init'])['median_ms']
             lines.append(
                 f'{result["preset"]:<12}{size:>9}{threads:>5}'
@@ -261,7 +268,9 @@ def format_results(results: list[dict[str, Any]]) -> str:
                 f'{lat["budget_ms"]:>9.2f}{lat["realtime_load"]:>7.0%}'
                 + (f'{reduced["median_ms"]:>11.2f}' if reduced else f'{"-":>11}')
                 + f'{lat["init_unpacked"]["median_ms"]:>10.2f}'
-                + f'{lat["init_unpacked"]["median_ms"] / packed:>9.2f}x')
+                + f'{lat["init_unpacked"]["median_ms"] / packed:>9.2f}x'
+                + (f'{compiled["median_ms"]:>10.2f}{packed / compiled["median_ms"]:>6.2f}x'
+                   if compiled else f'{"-":>10}{"-":>7}'))
     lines += ['', 'compute per pass / step (GMAC dense; G synaptic ops per step)',
               f'{"preset":<12}{"ANN":>8}{"init":>8}{"SNN":>8}{"fire %":>8}{"synops":>9}'
               f'{"fused":>8}{"simpl.":>8}{"ev/bin":>8}']
