@@ -5,8 +5,8 @@ from hybrid_pose_ros.model import energy
 from hybrid_pose_ros.model.config import make_config
 from hybrid_pose_ros.model.hybrid import HybridPoseNet
 from hybrid_pose_ros.model.inference import native_bfloat16
-from hybrid_pose_ros.model.openvino_init import openvino_available
 from hybrid_pose_ros.model.macs import snn_conv_specs
+from hybrid_pose_ros.model.openvino_init import openvino_available
 from hybrid_pose_ros.model.snn import SNN_LAYERS
 from hybrid_pose_ros.tools import model_bench
 import pytest
