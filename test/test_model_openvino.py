@@ -52,7 +52,10 @@ def test_float32_graph_matches_the_torch_model(hybrid, compiled):
     ann_input = ann_inputs()
     with torch.no_grad():
         expected = outputs(*hybrid.init_window(ann_input))
-    assert_outputs_close(outputs(*compiled(ann_input)), expected, 1e-5)
+    actual = outputs(*compiled(ann_input))
+    assert_outputs_close(actual, expected, 1e-5)
+    # channels-last, the layout the sparse SNN reads without a copy
+    assert all(output.is_contiguous(memory_format=torch.channels_last) for output in actual)
     assert compiled.precision == 'float32' and compiled.threads == 1
 
 

@@ -31,6 +31,9 @@ from torch import nn
 OPENVINO_PRECISIONS = {'float32': 'f32', 'bfloat16': 'bf16'}
 """``ann_precision`` values and OpenVINO's inference precision hint for each."""
 
+CACHE_FORMAT = 2
+"""Version of the converted graph's interface (outputs NHWC); part of the cache key."""
+
 
 def openvino_available() -> bool:
     """Whether the ``openvino`` package can be imported."""
@@ -60,6 +63,7 @@ def _cache_key(graph: nn.Module, model: HybridPoseNet) -> str:
     """Hash of everything the converted model depends on."""
     import openvino
     digest = hashlib.sha256()
+    digest.update(f'format {CACHE_FORMAT}'.encode())
     digest.update(repr(model.config).encode())
     digest.update(f'openvino {openvino.__version__} torch {torch.__version__}'.encode())
     for name, tensor in graph.state_dict().items():
@@ -86,6 +90,12 @@ def _converted_model(model: HybridPoseNet, cache_dir: pathlib.Path | None):
         exported = torch.export.export(graph, (torch.zeros(shape),))
         converted = openvino.convert_model(exported)
     converted.reshape(list(shape))
+    # outputs channels-last (OpenVINO transposes on its own thread): the SNN steps on HWC arrays
+    layouts = openvino.preprocess.PrePostProcessor(converted)
+    for index in range(len(converted.outputs)):
+        layouts.output(index).model().set_layout(openvino.Layout('NCHW'))
+        layouts.output(index).tensor().set_layout(openvino.Layout('NHWC'))
+    converted = layouts.build()
     if path is not None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -129,8 +139,8 @@ class PendingWindowInit:
 
 
 def _window_state(request) -> tuple[WindowState, torch.Tensor]:
-    """Copy a finished request's outputs into a fresh window state and heatmap."""
-    outputs = [torch.from_numpy(request.get_output_tensor(index).data.copy())
+    """Copy a finished request's outputs into a fresh window state and heatmap (channels-last)."""
+    outputs = [torch.from_numpy(request.get_output_tensor(index).data.copy()).permute(0, 3, 1, 2)
                for index in range(len(request.model_outputs))]
     return WindowState(tuple(outputs[1:]), outputs[0]), outputs[0]
 
