@@ -4,21 +4,20 @@ A hybrid's window initialisation (ANN, heatmap, nine initial membranes) compiled
 OpenVINO runs the whole graph in C++ and, through :meth:`OpenVinoWindowInit.submit`, on a thread
 of its own that never waits for Python's GIL: the node's main thread steps the SNN meanwhile
 without either slowing the other, and the ANN's result is ready when the window's first bin is
-stepped. On this project's 2-core CPU (``cpu`` preset, bfloat16, one thread, after 33 ms idle)
-it takes 5.4-5.8 ms where torch's prepacked bfloat16 ANN takes 7.6-9.4 ms alone, and in the node
-(where torch's ANN thread shares the GIL with the main thread) the ANN's state was ready about
-5 ms after the message instead of about 11 ms.
+stepped. On this project's 2-core CPU (``cpu`` preset, bfloat16, one thread, after 33 ms idle as
+in the node) it takes 6.0 ms at the median where torch's prepacked bfloat16 ANN takes 8.6 ms, and
+in the node (where torch's ANN thread shares the GIL with the main thread) the third bin of a
+window at 33 ms messages came 4-7 ms earlier.
 
 The graph is taken with :func:`torch.export.export` from a float32 copy of the eval-mode model
 (OpenVINO folds its BatchNorms) and converted with :func:`openvino.convert_model`. That takes
-about 9 s, so the converted model is kept in a cache directory, keyed by the weights, the
-configuration and the library versions, and later starts read it back (0.2 s). ``precision``
-``bfloat16`` runs every layer (the state initialisers too) in bfloat16; ``float32`` matches the
-torch model within float rounding.
+seconds (4 s at ``cpu``), so the converted model is kept in a cache directory, keyed by the
+weights, the configuration, the library versions and :data:`CACHE_FORMAT`, and later starts read
+it back (0.2 s). ``precision`` ``bfloat16`` runs every layer (the state initialisers too) in
+bfloat16; ``float32`` matches the torch model within float rounding.
 """
 import copy
 import hashlib
-import importlib.util
 import os
 import pathlib
 import tempfile
@@ -36,8 +35,12 @@ CACHE_FORMAT = 2
 
 
 def openvino_available() -> bool:
-    """Whether the ``openvino`` package can be imported."""
-    return importlib.util.find_spec('openvino') is not None
+    """Whether the ``openvino`` package imports (installed and loadable)."""
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def default_cache_dir() -> pathlib.Path:
