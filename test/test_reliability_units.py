@@ -107,10 +107,17 @@ def make_node(tmp_path, rclpy_context):
     ('good', {'event_time_outlier_s': -1.0}, 'parameter event_time_outlier_s=-1.0: must be >= '),
     ('good', {'sensor_height': 9000}, 'parameter sensor_height=9000: must be <= 8192'),
     ('good', {'marker_lifetime': 'long'}, "marker_lifetime='long': must be of type float"),
+    ('good', {'ann_runtime': 'onnx'}, "parameter ann_runtime='onnx': must be one of"),
+    ('no_openvino', {'ann_runtime': 'openvino'},
+     "parameter ann_runtime='openvino': ann_runtime openvino needs the openvino package"),
 ])
-def test_startup_problems_raise_one_clear_error(make_node, tmp_path, case, params, message):
+def test_startup_problems_raise_one_clear_error(make_node, tmp_path, monkeypatch, case, params,
+                                                message):
     node_module = pytest.importorskip('hybrid_pose_ros.ros.node')
     config = make_config('cpu')
+    if case == 'no_openvino':
+        from hybrid_pose_ros.model import inference
+        monkeypatch.setattr(inference, 'openvino_available', lambda: False)
     if case == 'wrong_shapes':
         params['checkpoint'] = str(tmp_path / 'shapes.pt')
         save_checkpoint(params['checkpoint'], seeded_model(make_config('cpu', snn_base_width=4)),

@@ -152,9 +152,9 @@ def prepare_for_inference(model: nn.Module, threads: int | None = None,
     ``openvino`` sets a hybrid's ``compiled_init`` to an
     :class:`~hybrid_pose_ros.model.openvino_init.OpenVinoWindowInit` in that precision, with
     ``threads`` threads (1 if None), its converted model cached in the default cache directory.
-    With ``pack_convs`` every remaining torch
-    conv (ANN, initialisers, dense SNN) keeps a weight prepacked for oneDNN, with the following
-    LeakyReLU fused (:mod:`hybrid_pose_ros.model.packed`), where the device allows it.
+    With ``pack_convs`` every remaining torch conv (ANN, initialisers, dense SNN) keeps a weight
+    prepacked for oneDNN, with the following LeakyReLU fused (:mod:`hybrid_pose_ros.model.packed`),
+    where the device allows it.
 
     With ``channels_last`` the conv weights use the NHWC layout, which oneDNN runs much faster on
     CPU for the small channel counts of the ``cpu`` preset; feed inputs through

@@ -106,11 +106,11 @@ STARTUP_ONLY = {'checkpoint', 'device', 'threads', 'snn_backend', 'ann_precision
                 'input_type', 'packet_encoding', 'events_topic', 'qos_depth', 'qos_reliability',
                 'bin_us', 'sensor_width', 'sensor_height'}
 SIZE_CONFIRM_MESSAGES = 10
-AnnJob = Future | PendingWindowInit
-"""A window's ANN pass under way: in the ANN thread (torch) or in OpenVINO's own thread."""
 MAX_QUEUED_EVENTS = 4_000_000
 IDLE_AFTER_S = 2.0
 LOG_THROTTLE_S = 5.0
+AnnJob = Future | PendingWindowInit
+"""A window's ANN pass under way: in the ANN thread (torch) or in OpenVINO's own thread."""
 DROP_COUNTERS = ('decode_errors', 'messages_lost', 'size_dropped', 'events_out_of_sensor',
                  'events_time_outliers', 'bins_dropped', 'nonfinite_joints',
                  'binner_late_dropped', 'binner_reset_dropped', 'binner_overflow_dropped')
