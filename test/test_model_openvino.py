@@ -89,7 +89,7 @@ def test_bfloat16_graph_stays_within_the_torch_bfloat16_tolerance(hybrid, tmp_pa
     assert any(not torch.equal(got, want) for got, want in zip(actual, expected))
 
 
-def test_the_converted_model_is_cached_per_weights(hybrid, tmp_path, monkeypatch):
+def test_the_converted_model_is_cached_per_weights_and_repaired(hybrid, tmp_path, monkeypatch):
     first = OpenVinoWindowInit(hybrid, 'float32', cache_dir=tmp_path)
     assert len(list(tmp_path.glob('window_init_*.xml'))) == 1
     import openvino
@@ -103,6 +103,11 @@ def test_the_converted_model_is_cached_per_weights(hybrid, tmp_path, monkeypatch
     for got, want in zip(outputs(*second(ann_input)), outputs(*first(ann_input))):
         assert torch.equal(got, want)
     monkeypatch.undo()
+    (cached,) = tmp_path.glob('window_init_*.xml')
+    cached.write_text('damaged')
+    repaired = OpenVinoWindowInit(hybrid, 'float32', cache_dir=tmp_path)
+    assert torch.equal(repaired(ann_input)[1], first(ann_input)[1])
+    assert cached.read_text() != 'damaged'
     changed = HybridPoseNet(hybrid.config).eval()
     OpenVinoWindowInit(changed, 'float32', cache_dir=tmp_path)
     assert len(list(tmp_path.glob('window_init_*.xml'))) == 2

@@ -85,7 +85,10 @@ def _converted_model(model: HybridPoseNet, cache_dir: pathlib.Path | None):
     if cache_dir is not None:
         path = pathlib.Path(cache_dir) / f'window_init_{_cache_key(graph, model)}.xml'
         if path.exists() and path.with_suffix('.bin').exists():
-            return openvino.Core().read_model(path)
+            try:
+                return openvino.Core().read_model(path)
+            except RuntimeError:
+                pass   # a damaged cache entry is converted again and replaced
     with torch.no_grad(), warnings.catch_warnings():
         # torch's own pytree code warns about itself while OpenVINO copies the export
         warnings.filterwarnings('ignore', message='`isinstance.treespec, LeafSpec.`',
