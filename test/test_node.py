@@ -5,6 +5,7 @@ import time
 
 from helpers.processes import ros_command, SpinningNode, start_process
 from helpers.streams import moving_blob_events, offline_reference, small_checkpoint, split_messages
+from hybrid_pose_ros.model.inference import resolve_ann_runtime
 from hybrid_pose_ros.ros.codecs import encode_event_array, encode_event_packet, encode_mono_events
 from hybrid_pose_ros.skeleton import NUM_JOINTS
 import numpy as np
@@ -46,14 +47,18 @@ def pose_xy(msg):
     return np.array([[p.position.x, p.position.y] for p in msg.poses])
 
 
-@pytest.mark.parametrize('pace', ['as_fast_as_possible', 'real_time'])
-def test_replayed_events_give_the_offline_poses(tmp_path, rclpy_context, ros_env, pace):
+@pytest.mark.parametrize('pace, ann_runtime', [('as_fast_as_possible', 'auto'),
+                                               ('real_time', 'auto'),
+                                               ('as_fast_as_possible', 'torch')])
+def test_replayed_events_give_the_offline_poses(tmp_path, rclpy_context, ros_env, pace,
+                                                ann_runtime):
     from dvs_msgs.msg import EventArray
     checkpoint = tmp_path / 'model.pt'
     small_checkpoint(checkpoint, ann_events=2000)
     events = moving_blob_events()
-    reference = offline_reference(checkpoint, events)
-    node = start_node(ros_env, checkpoint, 'input_type:=dvs', 'min_confidence:=0.0')
+    reference = offline_reference(checkpoint, events, ann_runtime)
+    node = start_node(ros_env, checkpoint, 'input_type:=dvs', 'min_confidence:=0.0',
+                      f'ann_runtime:={ann_runtime}')
     collector = Collector(rclpy_context, EventArray)
     try:
         assert collector.spin_until(lambda: collector.publisher.get_subscription_count() > 0,
@@ -70,8 +75,10 @@ def test_replayed_events_give_the_offline_poses(tmp_path, rclpy_context, ros_env
         assert collector.spin_until(lambda: len(collector.poses) >= len(reference), 60.0, node)
     finally:
         node.terminate()
-        node.wait(10)
+        output, _ = node.communicate(timeout=10)
         collector.close()
+    # the node ran the ANN where it was asked to (auto: OpenVINO where it is installed)
+    assert f'ANN 10 Hz ({resolve_ann_runtime(ann_runtime)}, ' in output
     assert len(collector.poses) == len(reference)
     for msg, expected in zip(collector.poses, reference):
         assert stamp_us(msg.header) == expected.end_us
