@@ -132,6 +132,23 @@ def resolve_ann_runtime(requested: str, device: torch.device | str = 'cpu') -> s
     return requested
 
 
+def with_ann_runtime(model: nn.Module, runtime: str, precision: str = 'float32',
+                     threads: int = 1) -> nn.Module:
+    """
+    Return ``model`` with a hybrid's window initialisation run by ``runtime`` (resolved here).
+
+    ``openvino`` sets the hybrid's ``compiled_init`` to an
+    :class:`~hybrid_pose_ros.model.openvino_init.OpenVinoWindowInit` in ``precision`` with
+    ``threads`` threads, its converted model cached in the default cache directory. Call it
+    before :func:`with_ann_precision`: OpenVINO converts the float32 ANN. Other models come back
+    unchanged.
+    """
+    runtime = resolve_ann_runtime(runtime, model_device(model))
+    if runtime == 'openvino' and isinstance(getattr(model, 'ann', None), AnnUNet):
+        model.compiled_init = OpenVinoWindowInit(model, precision, threads, default_cache_dir())
+    return model
+
+
 def model_device(model: nn.Module) -> torch.device:
     """Device of a model's first parameter or buffer (CPU for one without tensors)."""
     tensor = next(itertools.chain(model.parameters(), model.buffers()), None)
@@ -149,12 +166,10 @@ def prepare_for_inference(model: nn.Module, threads: int | None = None,
     twin (:func:`~hybrid_pose_ros.model.sparse.use_sparse_snn`). ``ann_precision``
     (:data:`ANN_PRECISIONS`) sets the arithmetic of a hybrid's ANN
     (:class:`ReducedPrecisionAnn` for ``bfloat16``). ``ann_runtime`` (:data:`ANN_RUNTIMES`)
-    ``openvino`` sets a hybrid's ``compiled_init`` to an
-    :class:`~hybrid_pose_ros.model.openvino_init.OpenVinoWindowInit` in that precision, with
-    ``threads`` threads (1 if None), its converted model cached in the default cache directory.
-    With ``pack_convs`` every remaining torch conv (ANN, initialisers, dense SNN) keeps a weight
-    prepacked for oneDNN, with the following LeakyReLU fused (:mod:`hybrid_pose_ros.model.packed`),
-    where the device allows it.
+    chooses what runs a hybrid's window initialisation (:func:`with_ann_runtime`, with
+    ``threads`` threads, 1 if None). With ``pack_convs`` every remaining torch conv (ANN,
+    initialisers, dense SNN) keeps a weight prepacked for oneDNN, with the following LeakyReLU
+    fused (:mod:`hybrid_pose_ros.model.packed`), where the device allows it.
 
     With ``channels_last`` the conv weights use the NHWC layout, which oneDNN runs much faster on
     CPU for the small channel counts of the ``cpu`` preset; feed inputs through
@@ -163,15 +178,13 @@ def prepare_for_inference(model: nn.Module, threads: int | None = None,
     if snn_backend not in SNN_BACKENDS:
         raise ValueError(f'unknown snn_backend {snn_backend!r}; expected one of {SNN_BACKENDS}')
     ann_precision = resolve_ann_precision(ann_precision, model_device(model))
-    ann_runtime = resolve_ann_runtime(ann_runtime, model_device(model))
+    resolve_ann_runtime(ann_runtime, model_device(model))   # a bad choice fails before any work
     if threads is not None:
         set_threads(threads)
     prepared = fold_batchnorm(model)
     for parameter in prepared.parameters():
         parameter.requires_grad_(False)
-    if ann_runtime == 'openvino' and isinstance(getattr(prepared, 'ann', None), AnnUNet):
-        prepared.compiled_init = OpenVinoWindowInit(prepared, ann_precision, threads or 1,
-                                                    default_cache_dir())
+    with_ann_runtime(prepared, ann_runtime, ann_precision, threads or 1)
     if channels_last:
         prepared = prepared.to(memory_format=torch.channels_last)
     if snn_backend == 'sparse':

@@ -36,9 +36,8 @@ from hybrid_pose_ros.model.energy import (account_step, ENERGY_CONSTANTS, energy
                                           mean_accounting, snn_step_energy, StepAccounting)
 from hybrid_pose_ros.model.hybrid import HybridPoseNet, PureSNN
 from hybrid_pose_ros.model.inference import (
-    resolve_ann_precision, resolve_ann_runtime, with_ann_precision)
+    resolve_ann_precision, resolve_ann_runtime, with_ann_precision, with_ann_runtime)
 from hybrid_pose_ros.model.macs import ann_macs, initializer_macs
-from hybrid_pose_ros.model.openvino_init import default_cache_dir, OpenVinoWindowInit
 from hybrid_pose_ros.training.dataset import DeviceData, WindowDataset
 import numpy as np
 import torch
@@ -395,13 +394,10 @@ def run(checkpoints: dict[str, str | None], data: Sequence[str], cameras: Sequen
     device_data = dataset.to_device(device)
     precision = resolve_ann_precision(ann_precision, device)
     runtime = resolve_ann_runtime(ann_runtime, device)
-    compiled_init = (OpenVinoWindowInit(loaded['hybrid'].model.eval(), precision,
-                                        torch.get_num_threads(), default_cache_dir())
-                     if runtime == 'openvino' and 'hybrid' in loaded else None)
-    models = {kind: with_ann_precision(checkpoint.model.to(device).eval(), precision)
+    models = {kind: with_ann_precision(with_ann_runtime(checkpoint.model.to(device).eval(),
+                                                        runtime, precision,
+                                                        torch.get_num_threads()), precision)
               for kind, checkpoint in loaded.items()}
-    if compiled_init is not None:
-        models['hybrid'].compiled_init = compiled_init
     results = evaluate_models(dataset, device_data, models.get('hybrid'),
                               models.get('pure_snn'), models.get('ann'), batch_size,
                               energy_windows, progress, max_windows)
