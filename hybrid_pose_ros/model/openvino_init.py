@@ -79,7 +79,7 @@ def _converted_model(model: HybridPoseNet, cache_dir: pathlib.Path | None):
     """Return the OpenVINO model of ``model``'s window initialisation, from the cache if there."""
     import openvino
     config = model.config
-    graph = _WindowInitGraph(copy.deepcopy(model).float().cpu()).eval()
+    graph = _WindowInitGraph(model)   # shares the model's modules: hashed, not changed
     shape = (1, config.ann_in_channels, config.input_height, config.input_width)
     path = None
     if cache_dir is not None:
@@ -93,7 +93,8 @@ def _converted_model(model: HybridPoseNet, cache_dir: pathlib.Path | None):
         # torch's own pytree code warns about itself while OpenVINO copies the export
         warnings.filterwarnings('ignore', message='`isinstance.treespec, LeafSpec.`',
                                 category=FutureWarning)
-        exported = torch.export.export(graph, (torch.zeros(shape),))
+        exported = torch.export.export(copy.deepcopy(graph).float().cpu().eval(),
+                                       (torch.zeros(shape),))
         converted = openvino.convert_model(exported)
     converted.reshape(list(shape))
     # outputs channels-last (OpenVINO transposes on its own thread): the SNN steps on HWC arrays
