@@ -46,6 +46,7 @@ setup(
             'hybrid_pose_fetch_mocap = hybrid_pose_ros.tools.fetch_mocap:main',
             'hybrid_pose_train = hybrid_pose_ros.tools.train:main',
             'hybrid_pose_evaluate = hybrid_pose_ros.tools.evaluate:main',
+            'hybrid_pose_calibrate = hybrid_pose_ros.tools.calibrate:main',
             'hybrid_pose_demo = hybrid_pose_ros.tools.demo:main',
             'hybrid_pose_soak = hybrid_pose_ros.tools.soak:main',
         ],

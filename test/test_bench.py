@@ -68,3 +68,8 @@ def test_end_to_end_run_measures_every_pose_of_a_bag_slice():
     assert 0 < run['latency_p50_ms'] <= run['latency_p99_ms']
     assert run['snn_rate_hz'] > 0 and run['node_cpu_cores'] > 0
     assert len(run['latency_by_window_bin_ms']) == 10
+    # what the node's ANN parameters resolved to, from its diagnostics: the bundled checkpoint
+    # is calibrated, so auto runs int8 in OpenVINO where both libraries are installed
+    from hybrid_pose_ros.model.openvino_init import nncf_available, openvino_available
+    if openvino_available() and nncf_available():
+        assert run['ann'] == 'openvino int8'

@@ -1,9 +1,11 @@
 """Checkpoint round trip and readable errors naming the file and the mismatch."""
 from hybrid_pose_ros.model.checkpoint import (
-    CheckpointError, FORMAT_TAG, load_checkpoint, save_checkpoint)
+    add_ann_calibration, CheckpointError, export_checkpoint, FORMAT_TAG, load_checkpoint,
+    save_checkpoint)
 from hybrid_pose_ros.model.config import make_config
 from hybrid_pose_ros.model.hybrid import build_model, HybridPoseNet
 from hybrid_pose_ros.skeleton import JOINT_NAMES
+import numpy as np
 import pytest
 import torch
 
@@ -201,3 +203,49 @@ def test_half_storage_halves_the_file_and_loads_as_float32(tmp_path):
         assert value.dtype == original.dtype
         if original.is_floating_point():
             torch.testing.assert_close(value, original.half().float())
+
+
+def calibration_counts(config, windows=6, seed=0):
+    rng = np.random.default_rng(seed)
+    shape = (windows, config.ann_in_channels, config.input_height, config.input_width)
+    return (rng.poisson(0.1, shape)).astype(np.uint8)
+
+
+def test_calibration_inputs_round_trip_and_survive_export(saved, tmp_path):
+    path, model, config = saved
+    assert load_checkpoint(path).model.ann_calibration is None
+    counts = calibration_counts(config)
+    counts[0, 0, 0, 0] = 255
+    add_ann_calibration(path, counts, tmp_path / 'calibrated.pt', source='toy windows')
+    calibrated = load_checkpoint(tmp_path / 'calibrated.pt')
+    np.testing.assert_array_equal(calibrated.model.ann_calibration, counts)
+    assert calibrated.model.ann_calibration.dtype == np.uint8
+    assert calibrated.metadata == dict(METADATA, ann_calibration_from='toy windows')
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(calibrated.model.state_dict()[name], tensor), name
+    # stored sparse: only the nonzero counts take space
+    stored = torch.load(tmp_path / 'calibrated.pt', weights_only=True)['ann_calibration']
+    assert len(stored['count']) == np.count_nonzero(counts) < counts.size / 5
+    export_checkpoint(tmp_path / 'calibrated.pt', tmp_path / 'exported.pt')
+    np.testing.assert_array_equal(
+        load_checkpoint(tmp_path / 'exported.pt').model.ann_calibration, counts)
+
+
+def test_calibration_inputs_of_the_wrong_shape_or_kind_are_refused(saved, tmp_path):
+    path, model, config = saved
+    with pytest.raises(CheckpointError, match=r'ann_calibration must be uint8 \[N, 20, 32, 32\] '
+                       r'ANN inputs, got uint8 \[6, 20, 64, 32\]'):
+        add_ann_calibration(path, calibration_counts(small_config(input_height=64)))
+    with pytest.raises(CheckpointError, match='got float32'):
+        add_ann_calibration(path, calibration_counts(config).astype(np.float32))
+    add_ann_calibration(path, calibration_counts(config))
+    payload = torch.load(path, weights_only=True)
+    payload['ann_calibration']['shape'] = [6, 20, 32, 31]
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match=r'checkpoint .*hybrid.pt: malformed '
+                       'ann_calibration'):
+        load_checkpoint(path)
+    snn_path = tmp_path / 'snn.pt'
+    save_checkpoint(snn_path, build_model('pure_snn', config), config, 'pure_snn')
+    with pytest.raises(CheckpointError, match='a pure_snn checkpoint has no ANN initialisation'):
+        add_ann_calibration(snn_path, calibration_counts(config))

@@ -6,7 +6,7 @@ from hybrid_pose_ros.model.config import make_config
 from hybrid_pose_ros.model.hybrid import HybridPoseNet
 from hybrid_pose_ros.model.inference import native_bfloat16
 from hybrid_pose_ros.model.macs import snn_conv_specs
-from hybrid_pose_ros.model.openvino_init import openvino_available
+from hybrid_pose_ros.model.openvino_init import nncf_available, openvino_available
 from hybrid_pose_ros.model.snn import SNN_LAYERS
 from hybrid_pose_ros.tools import model_bench
 import pytest
@@ -208,7 +208,11 @@ def test_model_bench_reports_synthetic_person_activity(tmp_path, capsys):
     assert result['latency']['1']['init_unpacked']['count'] >= 2   # the packing's baseline
     # the node's default ANN runtime is timed in the same run wherever OpenVINO is installed
     assert ('init_openvino' in result['latency']['1']) == openvino_available()
+    # and its int8 variant, calibrated on the bench's own windows (random weights)
+    assert ('init_openvino_int8' in result['latency']['1']) == (
+        openvino_available() and nncf_available())
     assert 2000 < result['events_per_bin_in_crop'] < 6000  # 0.5 Mev/s over the sensor
     assert 0.001 < result['report']['step']['mean_firing_rate'] < 0.5
     printed = capsys.readouterr().out
     assert 'power at the SNN rate' in printed and 'packed x' in printed and 'ov x' in printed
+    assert 'int8 x' in printed

@@ -159,4 +159,4 @@ def test_ann_precision_choices():
     assert resolve_ann_precision('auto', 'cpu') in ('float32', 'bfloat16')
     assert resolve_ann_precision('bfloat16', 'cpu') == 'bfloat16'
     with pytest.raises(ValueError, match='unknown ann_precision'):
-        resolve_ann_precision('int8', 'cpu')
+        resolve_ann_precision('int4', 'cpu')

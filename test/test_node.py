@@ -5,7 +5,7 @@ import time
 
 from helpers.processes import ros_command, SpinningNode, start_process
 from helpers.streams import moving_blob_events, offline_reference, small_checkpoint, split_messages
-from hybrid_pose_ros.model.inference import resolve_ann_runtime
+from hybrid_pose_ros.model.inference import resolve_ann_precision, resolve_ann_runtime
 from hybrid_pose_ros.ros.codecs import encode_event_array, encode_event_packet, encode_mono_events
 from hybrid_pose_ros.skeleton import NUM_JOINTS
 import numpy as np
@@ -47,14 +47,16 @@ def pose_xy(msg):
     return np.array([[p.position.x, p.position.y] for p in msg.poses])
 
 
-@pytest.mark.parametrize('pace, ann_runtime', [('as_fast_as_possible', 'auto'),
-                                               ('real_time', 'auto'),
-                                               ('as_fast_as_possible', 'torch')])
+@pytest.mark.parametrize('pace, ann_runtime, calibrated', [
+    ('as_fast_as_possible', 'auto', False), ('real_time', 'auto', False),
+    ('as_fast_as_possible', 'torch', False), ('as_fast_as_possible', 'auto', True)])
 def test_replayed_events_give_the_offline_poses(tmp_path, rclpy_context, ros_env, pace,
-                                                ann_runtime):
+                                                ann_runtime, calibrated):
     from dvs_msgs.msg import EventArray
+    if calibrated:
+        pytest.importorskip('nncf')
     checkpoint = tmp_path / 'model.pt'
-    small_checkpoint(checkpoint, ann_events=2000)
+    small_checkpoint(checkpoint, calibrated, ann_events=2000)
     events = moving_blob_events()
     reference = offline_reference(checkpoint, events, ann_runtime)
     node = start_node(ros_env, checkpoint, 'input_type:=dvs', 'min_confidence:=0.0',
@@ -77,8 +79,12 @@ def test_replayed_events_give_the_offline_poses(tmp_path, rclpy_context, ros_env
         node.terminate()
         output, _ = node.communicate(timeout=10)
         collector.close()
-    # the node ran the ANN where it was asked to (auto: OpenVINO where it is installed)
-    assert f'ANN 10 Hz ({resolve_ann_runtime(ann_runtime)}, ' in output
+    # the node ran the ANN where it was asked to (auto: OpenVINO where it is installed), in
+    # int8 where the checkpoint is calibrated
+    runtime = resolve_ann_runtime(ann_runtime)
+    precision = resolve_ann_precision('auto', 'cpu', runtime, calibrated)
+    assert f'ANN 10 Hz ({runtime}, {precision})' in output
+    assert precision == ('int8' if calibrated else resolve_ann_precision('auto'))
     assert len(collector.poses) == len(reference)
     for msg, expected in zip(collector.poses, reference):
         assert stamp_us(msg.header) == expected.end_us

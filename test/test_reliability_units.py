@@ -110,6 +110,12 @@ def make_node(tmp_path, rclpy_context):
     ('good', {'ann_runtime': 'onnx'}, "parameter ann_runtime='onnx': must be one of"),
     ('no_openvino', {'ann_runtime': 'openvino'},
      "parameter ann_runtime='openvino': ann_runtime openvino needs the openvino package"),
+    ('good', {'ann_precision': 'int8', 'ann_runtime': 'torch'},
+     "parameter ann_precision='int8': ann_precision int8 runs in OpenVINO only, not with "
+     'ann_runtime torch'),
+    ('good', {'ann_precision': 'int8', 'ann_runtime': 'openvino'},
+     "parameter ann_precision='int8': ann_precision int8 needs calibration inputs, which this "
+     'checkpoint does not store; add them with hybrid_pose_calibrate'),
 ])
 def test_startup_problems_raise_one_clear_error(make_node, tmp_path, monkeypatch, case, params,
                                                 message):

@@ -1,6 +1,7 @@
 # Copyright 2026 hybrid_pose_ros maintainers. MIT License.
 """Training: targets, losses, windows matching the node, tiny end-to-end train/resume/eval."""
 import csv
+import importlib.util
 import json
 import os
 
@@ -13,6 +14,7 @@ from hybrid_pose_ros.model.checkpoint import load_checkpoint
 from hybrid_pose_ros.model.config import make_config
 from hybrid_pose_ros.model.hybrid import HybridPoseNet
 from hybrid_pose_ros.skeleton import JOINT_INDEX
+from hybrid_pose_ros.tools import calibrate as calibrate_cli
 from hybrid_pose_ros.tools import evaluate as evaluate_cli
 from hybrid_pose_ros.training import losses
 from hybrid_pose_ros.training.dataset import flip_permutation, WindowDataset
@@ -215,6 +217,22 @@ def test_train_resume_evaluate_end_to_end(toy_data, tmp_path):
     assert hybrid.metadata['epochs'] == 3 and hybrid.metadata['seed'] == 2022
     for name, value in ann.model.state_dict().items():
         assert torch.equal(hybrid.model.ann.state_dict()[name], value)   # the frozen ANN
+    # the hybrid carries training ANN inputs for int8 calibration
+    (cache,) = (tmp_path / 'cache').glob('train_*.npz')
+    pool = WindowDataset.load(str(cache)).arrays['ann']
+    calibration = hybrid.model.ann_calibration
+    assert calibration.dtype == np.uint8 and calibration.shape[1:] == pool.shape[1:]
+    assert 0 < len(calibration) <= 64 and len(np.unique(calibration, axis=0)) > 1
+    assert all(any(np.array_equal(row, ann_input) for ann_input in pool) for row in calibration)
+    # hybrid_pose_calibrate writes them into a checkpoint that has none
+    calibrate_cli.main(['--checkpoint', os.path.join(out, 'hybrid.pt'), '--data', toy_data,
+                        '--cameras', '3', '--windows', '5', '--seed', '1', '--quiet',
+                        '--out', str(tmp_path / 'recalibrated.pt')])
+    recalibrated = load_checkpoint(tmp_path / 'recalibrated.pt')
+    assert recalibrated.model.ann_calibration.shape == (5,) + pool.shape[1:]
+    assert '5 training ANN inputs' in recalibrated.metadata['ann_calibration_from']
+    assert all(any(np.array_equal(row, ann_input) for ann_input in pool)
+               for row in recalibrated.model.ann_calibration)
     # resume: one more pure-SNN epoch continues the log and the weights
     before = load_checkpoint(os.path.join(out, 'pure_snn.pt')).model.state_dict()
     train(load_config('config/train_cpu.yaml', sets + ['pure_snn.epochs=3']), resume=True,
@@ -288,3 +306,14 @@ def test_train_resume_evaluate_end_to_end(toy_data, tmp_path):
     for name, row in reduced['models'].items():
         assert row['mpjpe_2d_px']['mean'] == pytest.approx(
             results['models'][name]['mpjpe_2d_px']['mean'], rel=0.5)
+    # the node's int8 ANN (OpenVINO, calibrated on the inputs the trainer stored)
+    if importlib.util.find_spec('openvino') and importlib.util.find_spec('nncf'):
+        evaluate_cli.main(['--run-dir', out, '--data', toy_data, '--cameras', '2', '3',
+                           '--device', 'cpu', '--quiet', '--energy-windows', '2',
+                           '--out-dir', os.path.join(out, 'int8'), '--ann-precision', 'int8',
+                           '--ann-runtime', 'openvino'])
+        with open(os.path.join(out, 'int8', 'evaluation.json')) as f:
+            quantised = json.load(f)
+        assert (quantised['ann_precision'], quantised['ann_runtime']) == ('int8', 'openvino')
+        assert quantised['models']['hybrid']['mpjpe_2d_px']['mean'] == pytest.approx(
+            results['models']['hybrid']['mpjpe_2d_px']['mean'], rel=0.5)

@@ -13,6 +13,13 @@ A checkpoint is a ``torch.save`` of a plain dictionary (loadable with ``weights_
     geometry      sensor geometry dict given by the caller (opaque here)
     metadata      training metadata dict given by the caller
 
+and, optionally, for a hybrid::
+
+    ann_calibration  training ANN inputs for int8 calibration, stored sparse:
+                     {'shape': [N, C, H, W], 'index': int32 flat indices of the nonzero
+                     counts, 'count': their uint8 values}; loaded into the model's
+                     ``ann_calibration``
+
 Every problem raises :class:`CheckpointError` naming the file and the mismatch.
 """
 from dataclasses import dataclass
@@ -23,6 +30,7 @@ from typing import Any
 from hybrid_pose_ros.model.config import ModelConfig, PRESETS
 from hybrid_pose_ros.model.hybrid import build_model, MODEL_KINDS
 from hybrid_pose_ros.skeleton import JOINT_NAMES
+import numpy as np
 import torch
 from torch import nn
 
@@ -78,7 +86,67 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, config: ModelConf
         'geometry': dict(geometry or {}),
         'metadata': dict(metadata or {}),
     }
+    calibration = getattr(model, 'ann_calibration', None)
+    if calibration is not None:
+        payload['ann_calibration'] = _encode_calibration(calibration)
     torch.save(payload, os.fspath(path))
+
+
+def add_ann_calibration(path: str | os.PathLike, calibration: np.ndarray,
+                        target: str | os.PathLike | None = None, source: str = '') -> None:
+    """
+    Store ``calibration`` (``uint8 [N, C, H, W]`` ANN inputs) in the hybrid checkpoint ``path``.
+
+    Writes ``target`` (``path`` itself when None, atomically); the weights are copied as
+    stored. ``source`` (where the inputs came from) goes into the metadata.
+    """
+    path = os.fspath(path)
+    loaded = load_checkpoint(path)
+    if loaded.kind != 'hybrid':
+        raise CheckpointError(f'checkpoint {path}: a {loaded.kind} checkpoint has no ANN '
+                              'initialisation to calibrate')
+    _check_calibration(np.asarray(calibration), loaded.config, path)
+    payload = _read(path, 'cpu')
+    payload['ann_calibration'] = _encode_calibration(calibration)
+    payload['metadata'] = dict(payload['metadata'], ann_calibration_from=source)
+    target = os.fspath(target) if target is not None else path
+    tmp = target + '.tmp'
+    torch.save(payload, tmp)
+    os.replace(tmp, target)
+
+
+def _encode_calibration(calibration: np.ndarray) -> dict[str, Any]:
+    """Return uint8 ANN inputs as their shape, flat nonzero indices and values (5 % nonzero)."""
+    flat = np.ascontiguousarray(calibration, dtype=np.uint8).ravel()
+    index = np.flatnonzero(flat).astype(np.int32)   # calibration sets are far below 2**31
+    return {'shape': list(np.shape(calibration)), 'index': torch.from_numpy(index),
+            'count': torch.from_numpy(flat[index])}
+
+
+def _decode_calibration(stored: Any, config: ModelConfig, path: str) -> np.ndarray:
+    """Rebuild the stored calibration inputs; raise :class:`CheckpointError` if malformed."""
+    try:
+        shape = tuple(int(n) for n in stored['shape'])
+        index = stored['index'].cpu().numpy()
+        count = stored['count'].cpu().numpy()
+        calibration = np.zeros(int(np.prod(shape)), dtype=np.uint8)
+        calibration[index] = count
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as error:
+        raise CheckpointError(f'checkpoint {path}: malformed ann_calibration '
+                              f'({type(error).__name__}: {error})') from None
+    calibration = calibration.reshape(shape)
+    _check_calibration(calibration, config, path)
+    return calibration
+
+
+def _check_calibration(calibration: np.ndarray, config: ModelConfig, path: str) -> None:
+    """Raise :class:`CheckpointError` unless ``calibration`` is ``uint8 [N, C, H, W]``."""
+    expected = (config.ann_in_channels, config.input_height, config.input_width)
+    if (calibration.dtype != np.uint8 or calibration.ndim != 4 or not len(calibration)
+            or calibration.shape[1:] != expected):
+        raise CheckpointError(f'checkpoint {path}: ann_calibration must be uint8 '
+                              f'[N, {", ".join(map(str, expected))}] ANN inputs, got '
+                              f'{calibration.dtype} {list(calibration.shape)}')
 
 
 def _stored(tensor: torch.Tensor, half: bool) -> torch.Tensor:
@@ -177,6 +245,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
                               f'{_first(mismatched)}')
     model.load_state_dict(stored)
     model.to(map_location).eval()
+    if 'ann_calibration' in payload:
+        if kind != 'hybrid':
+            raise CheckpointError(f'checkpoint {path}: ann_calibration in a {kind} checkpoint')
+        model.ann_calibration = _decode_calibration(payload['ann_calibration'], config, path)
     return LoadedCheckpoint(path=path, kind=kind, preset=preset, config=config, model=model,
                             joint_names=joint_names, geometry=dict(payload['geometry']),
                             metadata=dict(payload['metadata']), version=payload['version'])

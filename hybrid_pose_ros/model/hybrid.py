@@ -20,6 +20,7 @@ from hybrid_pose_ros.model.ann import AnnUNet, xavier_init_convs
 from hybrid_pose_ros.model.config import ModelConfig
 from hybrid_pose_ros.model.lif import lif_charge
 from hybrid_pose_ros.model.snn import SNN_LAYERS, SpikingUNet
+import numpy as np
 import torch
 from torch import nn
 
@@ -146,6 +147,8 @@ class HybridPoseNet(nn.Module):
 
     ``compiled_init``, when set (:func:`~hybrid_pose_ros.model.inference.prepare_for_inference`
     with ``ann_runtime='openvino'``), replaces the ANN and initialisers in :meth:`init_window`.
+    ``ann_calibration``, when set (a checkpoint that stores them), holds training ANN inputs
+    ``uint8 [N, ann_in_channels, H, W]`` that calibrate an int8 ANN (``ann_precision='int8'``).
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -157,6 +160,7 @@ class HybridPoseNet(nn.Module):
         with torch.no_grad():
             self.snn.head.weight.mul_(DELTA_HEAD_INIT_SCALE)
         self.compiled_init: WindowInit | None = None
+        self.ann_calibration: np.ndarray | None = None
 
     def freeze_ann(self) -> None:
         """Stop gradients into the ANN (stage-2 training trains the SNN and initialisers)."""

@@ -18,15 +18,19 @@ The SNN step has two backends with the same results: ``dense`` (torch convs) and
 The ANN can run in ``bfloat16`` on CPUs with native bfloat16 arithmetic (AVX512-BF16 or AMX):
 1.3x faster at the ``cpu`` preset and 1.8x at ``paper`` on one thread, with the initial
 membranes and heatmap handed to the float32 SNN. This changes results slightly (measure it with
-``hybrid_pose_evaluate --ann-precision bfloat16``), so it is a choice (``ann_precision``),
-``auto`` selecting it where it is native.
+``hybrid_pose_evaluate --ann-precision bfloat16``), so it is a choice (``ann_precision``).
+In OpenVINO the ANN's convolutions can also run in ``int8``, calibrated on the training inputs
+a checkpoint stores (:mod:`hybrid_pose_ros.model.openvino_init`). ``auto`` selects ``int8``
+where that is possible (OpenVINO, NNCF and a calibrated checkpoint), else ``bfloat16`` where
+it is native, else ``float32``.
 """
 import copy
 import itertools
 
 from hybrid_pose_ros.model.ann import AnnOutput, AnnUNet
 from hybrid_pose_ros.model.openvino_init import (
-    default_cache_dir, openvino_available, OpenVinoWindowInit)
+    default_cache_dir, INT8_NEEDS_CALIBRATION, INT8_NEEDS_NNCF, nncf_available,
+    openvino_available, OpenVinoWindowInit)
 from hybrid_pose_ros.model.packed import pack_convolutions, packing_available
 from hybrid_pose_ros.model.sparse import use_sparse_snn
 import torch
@@ -61,8 +65,8 @@ def set_threads(count: int) -> int:
 SNN_BACKENDS = ('dense', 'sparse')
 """How the SNN step runs: torch convs, or the event-driven scatter kernels."""
 
-ANN_PRECISIONS = ('float32', 'bfloat16', 'auto')
-"""ANN arithmetic: float32, bfloat16, or bfloat16 where the CPU has it natively."""
+ANN_PRECISIONS = ('float32', 'bfloat16', 'int8', 'auto')
+"""ANN arithmetic: float32, bfloat16, int8 (OpenVINO only), or the fastest of them available."""
 
 ANN_RUNTIMES = ('torch', 'openvino', 'auto')
 """What runs a hybrid's ANN and initialisers: torch, OpenVINO, or OpenVINO where it can."""
@@ -76,12 +80,29 @@ def native_bfloat16(device: torch.device | str = 'cpu') -> bool:
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
-def resolve_ann_precision(requested: str, device: torch.device | str = 'cpu') -> str:
-    """Turn ``auto`` into ``bfloat16`` or ``float32`` for ``device``; validate the others."""
+def resolve_ann_precision(requested: str, device: torch.device | str = 'cpu',
+                          runtime: str = 'torch', calibrated: bool = False) -> str:
+    """
+    Turn ``auto`` into a precision for ``device`` and the resolved ``runtime``; check the others.
+
+    ``auto`` is ``int8`` with OpenVINO, NNCF and ``calibrated`` inputs (the model's
+    ``ann_calibration``), else ``bfloat16`` where it is native, else ``float32``. ``int8``
+    without one of the three raises :class:`ValueError` saying which is missing.
+    """
     if requested not in ANN_PRECISIONS:
         raise ValueError(f'unknown ann_precision {requested!r}; expected one of {ANN_PRECISIONS}')
     if requested == 'auto':
+        if runtime == 'openvino' and calibrated and nncf_available():
+            return 'int8'
         return 'bfloat16' if native_bfloat16(device) else 'float32'
+    if requested == 'int8':
+        if runtime != 'openvino':
+            raise ValueError(f'ann_precision int8 runs in OpenVINO only, not with ann_runtime '
+                             f'{runtime}')
+        if not calibrated:
+            raise ValueError(INT8_NEEDS_CALIBRATION)
+        if not nncf_available():
+            raise ValueError(INT8_NEEDS_NNCF + ' (pip install nncf)')
     return requested
 
 
@@ -104,9 +125,10 @@ class ReducedPrecisionAnn(nn.Module):
 
 def with_ann_precision(model: nn.Module, precision: str) -> nn.Module:
     """
-    Return ``model`` with its ANN computing in ``precision`` (``float32`` or ``bfloat16``).
+    Return ``model`` with its torch ANN computing in ``precision`` (``bfloat16`` or float32).
 
-    A hybrid's ANN is replaced in place; an :class:`AnnUNet` itself comes back wrapped.
+    A hybrid's ANN is replaced in place; an :class:`AnnUNet` itself comes back wrapped. Other
+    precisions leave the torch ANN float32 (``int8`` exists in OpenVINO only).
     """
     if precision != 'bfloat16':
         return model
@@ -164,12 +186,13 @@ def prepare_for_inference(model: nn.Module, threads: int | None = None,
 
     ``snn_backend='sparse'`` swaps the SNN of a hybrid or pure-SNN model for its event-driven
     twin (:func:`~hybrid_pose_ros.model.sparse.use_sparse_snn`). ``ann_precision``
-    (:data:`ANN_PRECISIONS`) sets the arithmetic of a hybrid's ANN
-    (:class:`ReducedPrecisionAnn` for ``bfloat16``). ``ann_runtime`` (:data:`ANN_RUNTIMES`)
-    chooses what runs a hybrid's window initialisation (:func:`with_ann_runtime`, with
-    ``threads`` threads, 1 if None). With ``pack_convs`` every remaining torch conv (ANN,
-    initialisers, dense SNN) keeps a weight prepacked for oneDNN, with the following LeakyReLU
-    fused (:mod:`hybrid_pose_ros.model.packed`), where the device allows it.
+    (:data:`ANN_PRECISIONS`, resolved by :func:`resolve_ann_precision`) sets the arithmetic of a
+    hybrid's ANN (:class:`ReducedPrecisionAnn` for ``bfloat16``). ``ann_runtime``
+    (:data:`ANN_RUNTIMES`) chooses what runs a hybrid's window initialisation
+    (:func:`with_ann_runtime`, with ``threads`` threads, 1 if None). With ``pack_convs`` every
+    remaining torch conv (ANN, initialisers, dense SNN) keeps a weight prepacked for oneDNN, with
+    the following LeakyReLU fused (:mod:`hybrid_pose_ros.model.packed`), where the device allows
+    it.
 
     With ``channels_last`` the conv weights use the NHWC layout, which oneDNN runs much faster on
     CPU for the small channel counts of the ``cpu`` preset; feed inputs through
@@ -177,8 +200,10 @@ def prepare_for_inference(model: nn.Module, threads: int | None = None,
     """
     if snn_backend not in SNN_BACKENDS:
         raise ValueError(f'unknown snn_backend {snn_backend!r}; expected one of {SNN_BACKENDS}')
-    ann_precision = resolve_ann_precision(ann_precision, model_device(model))
-    resolve_ann_runtime(ann_runtime, model_device(model))   # a bad choice fails before any work
+    # a bad choice fails before any work
+    ann_runtime = resolve_ann_runtime(ann_runtime, model_device(model))
+    ann_precision = resolve_ann_precision(ann_precision, model_device(model), ann_runtime,
+                                          getattr(model, 'ann_calibration', None) is not None)
     if threads is not None:
         set_threads(threads)
     prepared = fold_batchnorm(model)

@@ -169,8 +169,8 @@ class HybridPoseNode(Node):
         self.device = select_device(self.params['device'], self.get_logger())
         self.checkpoint = self._load_checkpoint()
         self.snn_backend = self.params['snn_backend'] if self.device.type == 'cpu' else 'dense'
-        self.ann_precision = resolve_ann_precision(self.params['ann_precision'], self.device)
         self.ann_runtime = self._ann_runtime()
+        self.ann_precision = self._ann_precision()
         self.model = prepare_for_inference(self.checkpoint.model.to(self.device),
                                            self.params['threads'], snn_backend=self.snn_backend,
                                            ann_precision=self.ann_precision,
@@ -230,6 +230,15 @@ class HybridPoseNode(Node):
             return resolve_ann_runtime(self.params['ann_runtime'], self.device)
         except ValueError as error:
             raise StartupError(f'parameter ann_runtime={self.params["ann_runtime"]!r}: '
+                               f'{error}') from None
+
+    def _ann_precision(self) -> str:
+        calibrated = getattr(self.checkpoint.model, 'ann_calibration', None) is not None
+        try:
+            return resolve_ann_precision(self.params['ann_precision'], self.device,
+                                         self.ann_runtime, calibrated)
+        except ValueError as error:
+            raise StartupError(f'parameter ann_precision={self.params["ann_precision"]!r}: '
                                f'{error}') from None
 
     def _load_checkpoint(self):

@@ -27,7 +27,8 @@ import time
 from typing import Any, Callable
 
 from hybrid_pose_ros.events.event_array import make_events
-from hybrid_pose_ros.model.inference import ANN_RUNTIMES
+from hybrid_pose_ros.model.inference import ANN_PRECISIONS, ANN_RUNTIMES, resolve_ann_precision
+from hybrid_pose_ros.model.openvino_init import openvino_available
 from hybrid_pose_ros.ros import codecs
 import numpy as np
 
@@ -107,6 +108,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--ann-runtime', default='auto', choices=ANN_RUNTIMES,
                         help='e2e: the ANN runtime of the capacity runs (torch is measured at '
                         '1x as a baseline)')
+    parser.add_argument('--ann-precision', default='auto', choices=ANN_PRECISIONS,
+                        help='e2e: the ANN precision of the capacity runs (OpenVINO in the '
+                        "CPU's native float precision is measured at 1x as a baseline)")
     args = parser.parse_args(argv)
     results: dict[str, Any] = {}
     if 'ingest' in args.sections:
@@ -138,8 +142,12 @@ def main(argv: list[str] | None = None) -> None:
         from hybrid_pose_ros.tools import bench_e2e
         results['e2e'] = bench_e2e.bench_e2e(
             threads=args.threads, snn_backend=args.snn_backend, ann_runtime=args.ann_runtime,
-            baselines=(('dense' if args.snn_backend == 'sparse' else 'sparse', args.ann_runtime),
-                       (args.snn_backend, 'torch')),
+            ann_precision=args.ann_precision, baselines=(
+                ('dense' if args.snn_backend == 'sparse' else 'sparse', args.ann_runtime,
+                 args.ann_precision),
+                (args.snn_backend, 'torch', 'auto'))
+            + (((args.snn_backend, 'openvino', resolve_ann_precision('auto')),)
+               if openvino_available() else ()),
             message_us=round(args.message_ms * 1000) if args.message_ms else None,
             rates=(1.0, 4.0) if args.quick else (1.0, 1.5, 2.0, 3.0, 4.0, 8.0))
         bench_e2e.print_e2e(results['e2e'])

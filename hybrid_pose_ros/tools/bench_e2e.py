@@ -77,13 +77,13 @@ def checkpoint_config(checkpoint: str | None) -> ModelConfig:
 
 def run_once(messages, rate: float, threads: int, checkpoint: str | None,
              snn_backend: str = 'sparse', config: ModelConfig | None = None,
-             ann_runtime: str = 'auto') -> dict[str, Any]:
+             ann_runtime: str = 'auto', ann_precision: str = 'auto') -> dict[str, Any]:
     """
     Replay ``messages`` at ``rate`` into a fresh node process; return its measurements.
 
     ``config`` is the checkpoint's (its bin and window lengths group the latencies); it is read
-    from the checkpoint when not given. ``snn_backend`` and ``ann_runtime`` are the node's
-    parameters.
+    from the checkpoint when not given. ``snn_backend``, ``ann_runtime`` and ``ann_precision``
+    are the node's parameters; the result's ``ann`` says what they resolved to.
     """
     config = config or checkpoint_config(checkpoint)
     import rclpy
@@ -95,6 +95,7 @@ def run_once(messages, rate: float, threads: int, checkpoint: str | None,
             '-p', 'input_type:=dvs', '-p', 'events_topic:=/bench/events',
             '-p', 'qos_reliability:=reliable', '-p', f'threads:={threads}',
             '-p', f'snn_backend:={snn_backend}', '-p', f'ann_runtime:={ann_runtime}',
+            '-p', f'ann_precision:={ann_precision}',
             '-p', 'diagnostics_period:=0.5', '-r', '__ns:=/bench']
     if checkpoint:
         args += ['-p', f'checkpoint:={checkpoint}']
@@ -182,20 +183,24 @@ def summarise(arrivals, published, diagnostics, wall_s: float, cpu: float, bin_u
             'latency_p99_ms': float(np.nanpercentile(lat, 99)),
             'latency_by_window_bin_ms': by_bin,
             'snn_rate_hz': len(arrivals) / wall_s, 'ann_rate_hz': windows / wall_s,
-            'node_cpu_cores': cpu, 'wall_s': wall_s}
+            'node_cpu_cores': cpu, 'wall_s': wall_s,
+            'ann': (f'{diagnostics.get("ann_runtime", "?")} '
+                    f'{diagnostics.get("ann_precision", "?")}')}
 
 
 def bench_e2e(bag: pathlib.Path = DEFAULT_BAG, topic: str = '/cam3/events', threads: int = 1,
               checkpoint: str | None = None, rates=(1.0, 2.0, 4.0, 8.0),
               snn_backend: str = 'sparse', ann_runtime: str = 'auto',
-              baselines: Sequence[tuple[str, str]] = (('dense', 'auto'), ('sparse', 'torch')),
+              ann_precision: str = 'auto',
+              baselines: Sequence[tuple[str, str, str]] = (('dense', 'auto', 'auto'),
+                                                           ('sparse', 'torch', 'auto')),
               message_us: int | None = None) -> dict[str, Any]:
     """
     Run the real-time replay and the capacity search; return both.
 
-    Each ``(snn_backend, ann_runtime)`` of ``baselines`` that differs from the measured one is
-    replayed at real time too, so the table holds the paths measured in one run. ``message_us``
-    re-cuts the bag's messages into slices of that length (:func:`rechunk`).
+    Each ``(snn_backend, ann_runtime, ann_precision)`` of ``baselines`` that differs from the
+    measured one is replayed at real time too, so the table holds the paths measured in one run.
+    ``message_us`` re-cuts the bag's messages into slices of that length (:func:`rechunk`).
     """
     messages = read_messages(bag, topic)
     if message_us:
@@ -204,18 +209,18 @@ def bench_e2e(bag: pathlib.Path = DEFAULT_BAG, topic: str = '/cam3/events', thre
     duration_s = (messages[-1][0] - messages[0][0]) / 1e9
     config = checkpoint_config(checkpoint)
     baseline_runs = []
-    for baseline_backend, baseline_runtime in baselines:
-        if (baseline_backend, baseline_runtime) == (snn_backend, ann_runtime):
+    for baseline in baselines:
+        if tuple(baseline) == (snn_backend, ann_runtime, ann_precision):
             continue
-        run = run_once(messages, 1.0, threads, checkpoint, baseline_backend, config,
-                       baseline_runtime)
+        run = run_once(messages, 1.0, threads, checkpoint, baseline[0], config, *baseline[1:])
         run.update(rate=1.0, event_rate_mev_s=events / duration_s / 1e6,
-                   snn_backend=baseline_backend, ann_runtime=baseline_runtime)
+                   snn_backend=baseline[0], ann_runtime=baseline[1], ann_precision=baseline[2])
         baseline_runs.append(run)
     runs = []
     for rate in rates:
-        run = run_once(messages, rate, threads, checkpoint, snn_backend, config, ann_runtime)
-        run.update(snn_backend=snn_backend, ann_runtime=ann_runtime)
+        run = run_once(messages, rate, threads, checkpoint, snn_backend, config, ann_runtime,
+                       ann_precision)
+        run.update(snn_backend=snn_backend, ann_runtime=ann_runtime, ann_precision=ann_precision)
         run.update(rate=rate, event_rate_mev_s=events / duration_s * rate / 1e6)
         run['sustained'] = (not run['bins_dropped'] and not run['messages_lost']
                             and run['poses'] == (runs[0]['poses'] if runs else run['poses'])
@@ -236,11 +241,11 @@ def print_e2e(result: dict[str, Any]) -> None:
                 else 'messages as recorded')
     print(f'\n## End to end over DDS ({result["topic"]}, {messages}, threads '
           f'{result["threads"]})')
-    print('| SNN | ANN runtime | rate | Mev/s | poses | bins dropped | p50 ms | p99 ms | SNN Hz '
-          '| ANN Hz | CPU |')
+    print('| SNN | ANN | rate | Mev/s | poses | bins dropped | p50 ms | p99 ms | SNN Hz | ANN Hz '
+          '| CPU |')
     print('|---|---|---|---|---|---|---|---|---|---|---|')
     for r in result['baselines_real_time'] + result['capacity_runs']:
-        print(f'| {r["snn_backend"]} | {r["ann_runtime"]} | {r["rate"]:g}x | '
+        print(f'| {r["snn_backend"]} | {r["ann"]} | {r["rate"]:g}x | '
               f'{r["event_rate_mev_s"]:.2f} | '
               f'{r["poses"]} | {r["bins_dropped"]} | {r["latency_p50_ms"]:.1f} | '
               f'{r["latency_p99_ms"]:.1f} | {r["snn_rate_hz"]:.1f} | {r["ann_rate_hz"]:.1f} | '
@@ -248,7 +253,7 @@ def print_e2e(result: dict[str, Any]) -> None:
     by_bin = result['real_time']['latency_by_window_bin_ms']
     real_time = result['real_time']
     print(f'median latency by bin of the window at 1x ({real_time["snn_backend"]}, '
-          f'{real_time["ann_runtime"]}): '
+          f'{real_time["ann"]}): '
           + ', '.join('-' if ms is None else f'{ms:.1f}' for ms in by_bin) + ' ms')
     print(f'sustained (all poses, no drops, p99 <= {KEEPS_UP_P99_MS:g} ms) up to '
           f'{result["capacity_rate"]:g}x real time = {result["capacity_mev_s"]:.2f} Mev/s of '

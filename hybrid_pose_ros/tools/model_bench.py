@@ -34,9 +34,9 @@ from hybrid_pose_ros.model.checkpoint import load_checkpoint
 from hybrid_pose_ros.model.config import ModelConfig, PRESETS
 from hybrid_pose_ros.model.hybrid import HybridPoseNet
 from hybrid_pose_ros.model.inference import (
-    native_bfloat16, prepare_for_inference, set_threads, to_channels_last)
+    native_bfloat16, prepare_for_inference, resolve_ann_precision, set_threads, to_channels_last)
 from hybrid_pose_ros.model.macs import ann_macs, initializer_macs, snn_step_macs
-from hybrid_pose_ros.model.openvino_init import openvino_available
+from hybrid_pose_ros.model.openvino_init import nncf_available, openvino_available
 import numpy as np
 import torch
 
@@ -196,6 +196,15 @@ def window_activity(model: HybridPoseNet, config: ModelConfig,
     return energy.mean_accounting(steps)
 
 
+def calibrated(model: HybridPoseNet, windows: list[tuple[torch.Tensor, torch.Tensor]]
+               ) -> HybridPoseNet:
+    """Return ``model``, given the windows' ANN inputs as int8 calibration if it has none."""
+    if model.ann_calibration is None:
+        counts = np.concatenate([ann_input.numpy() for ann_input, _ in windows])
+        model.ann_calibration = counts.clip(0, 255).astype(np.uint8)
+    return model
+
+
 def bench_preset(name: str, config: ModelConfig, model: HybridPoseNet, args: argparse.Namespace,
                  trained: bool) -> dict[str, Any]:
     """Benchmark one configuration at every thread count."""
@@ -212,6 +221,7 @@ def bench_preset(name: str, config: ModelConfig, model: HybridPoseNet, args: arg
                if native_bfloat16() else None)
     windows = [(to_channels_last(a), to_channels_last(f.squeeze(0)).unsqueeze(0))
                for a, f in windows]
+    native = resolve_ann_precision('auto')   # bfloat16 where the CPU has it, as for torch
     latency = {}
     for threads in args.threads:
         set_threads(threads)
@@ -222,9 +232,13 @@ def bench_preset(name: str, config: ModelConfig, model: HybridPoseNet, args: arg
         if reduced is not None:   # the bfloat16 ANN of ann_precision:=auto, same run
             result['init_bfloat16'] = bench_init(reduced, windows[0][0], inits)
         if openvino_available():   # the node's default ann_runtime, same run
-            compiled = prepare_for_inference(model, threads, ann_precision='auto',
+            compiled = prepare_for_inference(model, threads, ann_precision=native,
                                              ann_runtime='openvino')
             result['init_openvino'] = bench_init(compiled, windows[0][0], inits)
+            if nncf_available():   # and its default precision with a calibrated checkpoint
+                quantised = prepare_for_inference(calibrated(model, windows), threads,
+                                                  ann_precision='int8', ann_runtime='openvino')
+                result['init_openvino_int8'] = bench_init(quantised, windows[0][0], inits)
         result['budget_ms'] = (result['step']['median_ms']
                                + result['init']['median_ms'] / config.steps_per_window)
         result['realtime_load'] = result['budget_ms'] * config.snn_rate_hz / 1e3
@@ -250,16 +264,19 @@ def format_results(results: list[dict[str, Any]]) -> str:
              'median with the ANN in bfloat16 (ann_precision); unpacked: median init at the '
              "node's precision (auto) with torch's per-call weight reorder (pack_convs=False), "
              'and its ratio to the packed one; openvino: median init at that precision in '
-             'OpenVINO (ann_runtime), and the packed torch init over it',
+             'OpenVINO (ann_runtime), and the packed torch init over it; ov int8: median init '
+             'with int8 convs in OpenVINO (ann_precision int8), and the openvino one over it',
              f'{"preset":<12}{"input":>9}{"thr":>5}{"init med":>10}{"init p99":>10}'
              f'{"step med":>10}{"step p99":>10}{"budget":>9}{"of 1 s":>7}{"bf16 init":>11}'
-             f'{"unpacked":>10}{"packed x":>10}{"openvino":>10}{"ov x":>7}']
+             f'{"unpacked":>10}{"packed x":>10}{"openvino":>10}{"ov x":>7}{"ov int8":>9}'
+             f'{"int8 x":>8}']
     for result in results:
         config = result['config']
         size = f'{config["input_width"]}x{config["input_height"]}'
         for threads, lat in result['latency'].items():
             reduced = lat.get('init_bfloat16')
             compiled = lat.get('init_openvino')
+            quantised = lat.get('init_openvino_int8')
             packed = (reduced or lat['init'])['median_ms']
             lines.append(
                 f'{result["preset"]:<12}{size:>9}{threads:>5}'
@@ -270,7 +287,10 @@ def format_results(results: list[dict[str, Any]]) -> str:
                 + f'{lat["init_unpacked"]["median_ms"]:>10.2f}'
                 + f'{lat["init_unpacked"]["median_ms"] / packed:>9.2f}x'
                 + (f'{compiled["median_ms"]:>10.2f}{packed / compiled["median_ms"]:>6.2f}x'
-                   if compiled else f'{"-":>10}{"-":>7}'))
+                   if compiled else f'{"-":>10}{"-":>7}')
+                + (f'{quantised["median_ms"]:>9.2f}'
+                   f'{compiled["median_ms"] / quantised["median_ms"]:>7.2f}x'
+                   if quantised else f'{"-":>9}{"-":>8}'))
     lines += ['', 'compute per pass / step (GMAC dense; G synaptic ops per step)',
               f'{"preset":<12}{"ANN":>8}{"init":>8}{"SNN":>8}{"fire %":>8}{"synops":>9}'
               f'{"fused":>8}{"simpl.":>8}{"ev/bin":>8}']

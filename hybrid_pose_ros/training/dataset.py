@@ -43,6 +43,8 @@ import torch
 from tqdm import tqdm
 
 CACHE_VERSION = 1
+CALIBRATION_WINDOWS = 64
+"""ANN inputs a hybrid checkpoint keeps for int8 calibration (1.5 MB at ``cpu``, stored sparse)."""
 COUNT_CLIP = 255
 LABEL_PERIOD_US = dhp19.LABEL_PERIOD_MS * 1000
 SPLITS = ('train', 'test')
@@ -347,6 +349,21 @@ class WindowDataset:
         validation = np.flatnonzero(start >= cut[source])
         pool = np.flatnonzero(self.arrays['ann_time_us'] <= cut[self.arrays['ann_source']])
         return train, validation, pool
+
+    def calibration_inputs(self, count: int = CALIBRATION_WINDOWS,
+                           pool: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+        """
+        Return ``count`` ANN inputs ``uint8 [count, C, H, W]`` drawn without replacement.
+
+        They are the calibration windows of an int8 ANN (:mod:`hybrid_pose_ros.model.
+        openvino_init`); ``pool`` restricts the draw to those pool indices (the training part).
+        """
+        pool = np.arange(self.pool_size) if pool is None else np.asarray(pool)
+        if count < 1 or count > len(pool):
+            raise ValueError(f'cannot draw {count} calibration windows from {len(pool)} '
+                             'ANN inputs')
+        chosen = np.sort(np.random.default_rng(seed).choice(pool, count, replace=False))
+        return np.ascontiguousarray(self.arrays['ann'][chosen])
 
     def nbytes(self) -> int:
         """Return the memory held by the arrays."""

@@ -365,10 +365,12 @@ def run(checkpoints: dict[str, str | None], data: Sequence[str], cameras: Sequen
     """
     Load checkpoints (``hybrid``, ``pure_snn``, ``ann``; any may be None), evaluate, write.
 
-    ``ann_precision`` (``float32``, ``bfloat16`` or ``auto``, as the node's parameter) sets the
-    arithmetic of every ANN, to measure what the node's bfloat16 ANN does to the errors.
-    ``ann_runtime`` (``torch``, ``openvino`` or ``auto``, as the node's parameter) sets what runs
-    the hybrid's window initialisation (the ANN baselines always run in torch).
+    ``ann_precision`` (``float32``, ``bfloat16``, ``int8`` or ``auto``, as the node's parameter)
+    sets the arithmetic of every ANN, to measure what the node's reduced-precision ANN does to
+    the errors (``int8`` needs OpenVINO and the hybrid's calibration inputs, and quantises the
+    hybrid's window initialisation only). ``ann_runtime`` (``torch``, ``openvino`` or ``auto``,
+    as the node's parameter) sets what runs the hybrid's window initialisation, which also gives
+    the "ANN held" heatmap; the "ANN every step" baseline always runs in torch.
 
     The model config comes from the first checkpoint given; every checkpoint must share its
     input size and timing.
@@ -392,8 +394,11 @@ def run(checkpoints: dict[str, str | None], data: Sequence[str], cameras: Sequen
     log(f'{split}: {len(dataset)} windows from {len(dataset.sources)} recording-cameras '
         f'({dataset.nbytes() / 2**20:.0f} MiB)')
     device_data = dataset.to_device(device)
-    precision = resolve_ann_precision(ann_precision, device)
     runtime = resolve_ann_runtime(ann_runtime, device)
+    hybrid = loaded.get('hybrid')
+    precision = resolve_ann_precision(
+        ann_precision, device, runtime,
+        hybrid is not None and getattr(hybrid.model, 'ann_calibration', None) is not None)
     models = {kind: with_ann_precision(with_ann_runtime(checkpoint.model.to(device).eval(),
                                                         runtime, precision,
                                                         torch.get_num_threads()), precision)

@@ -45,10 +45,24 @@ def seeded_model(config, seed=0):
     return model.eval()
 
 
-def small_checkpoint(path, **overrides):
-    """Write an untrained, seeded ``cpu``-preset hybrid checkpoint; return the config."""
+def calibration_counts(config, windows=16, seed=5):
+    """Return seeded ``uint8`` ANN inputs of ``config``'s shape, sparse like event counts."""
+    rng = np.random.default_rng(seed)
+    shape = (windows, config.ann_in_channels, config.input_height, config.input_width)
+    return (rng.poisson(0.08, shape) * (rng.random(shape) < 0.5)).astype(np.uint8)
+
+
+def small_checkpoint(path, calibrated=False, **overrides):
+    """
+    Write an untrained, seeded ``cpu``-preset hybrid checkpoint; return the config.
+
+    With ``calibrated`` it stores int8 calibration inputs (:func:`calibration_counts`).
+    """
     config = make_config('cpu', **overrides)
-    save_checkpoint(path, seeded_model(config), config, 'hybrid',
+    model = seeded_model(config)
+    if calibrated:
+        model.ann_calibration = calibration_counts(config)
+    save_checkpoint(path, model, config, 'hybrid',
                     metadata={'trained': False, 'purpose': 'tests'})
     return config
 
