@@ -58,6 +58,19 @@ def assert_outputs_close(actual, expected, tolerance):
         assert float((got - want).abs().max()) <= tolerance * float(want.abs().max())
 
 
+def assert_read_from_cache(monkeypatch, module, name, make, reference):
+    """``make()`` must not call ``module.name`` and must compute what ``reference`` computes."""
+    def must_not_run(*args, **kwargs):
+        raise AssertionError(f'{name} ran again although the cache holds the model')
+
+    monkeypatch.setattr(module, name, must_not_run)
+    cached = make()
+    monkeypatch.undo()
+    ann_input = ann_inputs(1)
+    for got, want in zip(outputs(*cached(ann_input)), outputs(*reference(ann_input))):
+        assert torch.equal(got, want)
+
+
 def test_float32_graph_matches_the_torch_model(hybrid, compiled):
     ann_input = ann_inputs()
     with torch.no_grad():
@@ -103,16 +116,10 @@ def test_the_converted_model_is_cached_per_weights_and_repaired(hybrid, tmp_path
     first = OpenVinoWindowInit(hybrid, 'float32', cache_dir=tmp_path)
     assert len(list(tmp_path.glob('window_init_*.xml'))) == 1
     import openvino
-
-    def no_conversion(*args, **kwargs):
-        raise AssertionError('converted again although the cache holds the model')
-
-    monkeypatch.setattr(openvino, 'convert_model', no_conversion)
-    second = OpenVinoWindowInit(hybrid, 'float32', cache_dir=tmp_path)
+    assert_read_from_cache(monkeypatch, openvino, 'convert_model',
+                           lambda: OpenVinoWindowInit(hybrid, 'float32', cache_dir=tmp_path),
+                           first)
     ann_input = ann_inputs(1)
-    for got, want in zip(outputs(*second(ann_input)), outputs(*first(ann_input))):
-        assert torch.equal(got, want)
-    monkeypatch.undo()
     (cached,) = tmp_path.glob('window_init_*.xml')
     cached.write_text('damaged')
     repaired = OpenVinoWindowInit(hybrid, 'float32', cache_dir=tmp_path)
@@ -186,16 +193,9 @@ def test_int8_graph_is_cached_per_calibration(hybrid, tmp_path, monkeypatch):
     assert full.convolution_precisions() == {'f32': convolutions}
     assert set(first.convolution_precisions()) <= {'u8', 'i8'}   # every conv quantised
     assert sum(first.convolution_precisions().values()) == convolutions
-
-    def no_quantisation(*args, **kwargs):
-        raise AssertionError('quantised again although the cache holds the model')
-
-    monkeypatch.setattr(openvino_init, '_quantised', no_quantisation)
-    second = OpenVinoWindowInit(hybrid, 'int8', cache_dir=tmp_path)
-    ann_input = ann_inputs(1)
-    for got, want in zip(outputs(*second(ann_input)), outputs(*first(ann_input))):
-        assert torch.equal(got, want)
-    monkeypatch.undo()
+    assert_read_from_cache(monkeypatch, openvino_init, '_quantised',
+                           lambda: OpenVinoWindowInit(hybrid, 'int8', cache_dir=tmp_path),
+                           first)
     hybrid.ann_calibration = calibration_counts(hybrid.config, windows=8, seed=6)
     OpenVinoWindowInit(hybrid, 'int8', cache_dir=tmp_path)
     assert len(list(tmp_path.glob('window_init_*.xml'))) == 3
