@@ -75,7 +75,7 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('ann_precision', 'auto', 'ANN arithmetic: float32, bfloat16 (about 1.5x '
                   'faster on CPUs with bfloat16 instructions, poses within about 0.01 px on '
                   'the test split), int8 (OpenVINO only, calibrated on the inputs the '
-                  'checkpoint stores; 1.3x faster than bfloat16, test split within 0.1 px) or '
+                  'checkpoint stores; 1.3-1.7x faster than bfloat16, test split within 0.1 px) or '
                   'auto (int8 where OpenVINO, NNCF and a calibrated checkpoint are there, else '
                   'bfloat16 where the CPU has it natively, else float32).',
                   _one_of(ANN_PRECISIONS)),
