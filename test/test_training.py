@@ -196,7 +196,7 @@ def _log(path):
         return list(csv.DictReader(f))
 
 
-def test_train_resume_evaluate_end_to_end(toy_data, tmp_path):
+def test_train_resume_evaluate_end_to_end(toy_data, tmp_path, capsys):
     out = str(tmp_path / 'run')
     sets = [f'data=[{toy_data}]', f'out_dir={out}', f'cache_dir={tmp_path / "cache"}',
             'model={input_height: 32, input_width: 32, ann_events: 500}', 'device=cpu',
@@ -233,6 +233,11 @@ def test_train_resume_evaluate_end_to_end(toy_data, tmp_path):
     assert '5 training ANN inputs' in recalibrated.metadata['ann_calibration_from']
     assert all(any(np.array_equal(row, ann_input) for ann_input in pool)
                for row in recalibrated.model.ann_calibration)
+    with pytest.raises(SystemExit) as error:   # one line, no traceback
+        calibrate_cli.main(['--checkpoint', os.path.join(out, 'pure_snn.pt'), '--data',
+                            toy_data, '--quiet'])
+    assert error.value.code == 2
+    assert 'a pure_snn checkpoint has no ANN initialisation' in capsys.readouterr().err
     # resume: one more pure-SNN epoch continues the log and the weights
     before = load_checkpoint(os.path.join(out, 'pure_snn.pt')).model.state_dict()
     train(load_config('config/train_cpu.yaml', sets + ['pure_snn.epochs=3']), resume=True,

@@ -31,14 +31,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point."""
-    args = build_parser().parse_args(argv)
-    config = load_checkpoint(args.checkpoint).config
-    dataset = WindowDataset.load_or_build(args.cache, args.data, 'train', args.cameras, config,
-                                          progress=not args.quiet)
-    calibration = dataset.calibration_inputs(args.windows, seed=args.seed)
-    source = (f'{len(calibration)} training ANN inputs of {", ".join(args.data)} '
-              f'(cameras {" ".join(map(str, args.cameras))}, seed {args.seed})')
-    add_ann_calibration(args.checkpoint, calibration, args.out, source)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = load_checkpoint(args.checkpoint).config
+        dataset = WindowDataset.load_or_build(args.cache, args.data, 'train', args.cameras,
+                                              config, progress=not args.quiet)
+        calibration = dataset.calibration_inputs(args.windows, seed=args.seed)
+        source = (f'{len(calibration)} training ANN inputs of {", ".join(args.data)} '
+                  f'(cameras {" ".join(map(str, args.cameras))}, seed {args.seed})')
+        add_ann_calibration(args.checkpoint, calibration, args.out, source)
+    except (OSError, ValueError) as error:   # CheckpointError too: one line, no traceback
+        parser.exit(2, f'hybrid_pose_calibrate: {error}\n')
     print(f'wrote {args.out or args.checkpoint}: {source}, '
           f'{100 * (calibration > 0).mean():.1f} % nonzero counts')
     return 0

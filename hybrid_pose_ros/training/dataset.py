@@ -355,8 +355,8 @@ class WindowDataset:
         """
         Return ``count`` ANN inputs ``uint8 [count, C, H, W]`` drawn without replacement.
 
-        They are the calibration windows of an int8 ANN (:mod:`hybrid_pose_ros.model.
-        openvino_init`); ``pool`` restricts the draw to those pool indices (the training part).
+        They calibrate an int8 ANN (:mod:`hybrid_pose_ros.model.openvino_init`); ``pool``
+        restricts the draw to those pool indices (the training part).
         """
         pool = np.arange(self.pool_size) if pool is None else np.asarray(pool)
         if count < 1 or count > len(pool):
