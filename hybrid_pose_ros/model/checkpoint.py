@@ -102,9 +102,7 @@ def add_ann_calibration(path: str | os.PathLike, calibration: np.ndarray,
     """
     path = os.fspath(path)
     loaded = load_checkpoint(path)
-    if loaded.kind != 'hybrid':
-        raise CheckpointError(f'checkpoint {path}: a {loaded.kind} checkpoint has no ANN '
-                              'initialisation to calibrate')
+    require_calibratable(loaded)
     _check_calibration(np.asarray(calibration), loaded.config, path)
     payload = _read(path, 'cpu')
     payload['ann_calibration'] = _encode_calibration(calibration)
@@ -113,6 +111,13 @@ def add_ann_calibration(path: str | os.PathLike, calibration: np.ndarray,
     tmp = target + '.tmp'
     torch.save(payload, tmp)
     os.replace(tmp, target)
+
+
+def require_calibratable(loaded: LoadedCheckpoint) -> None:
+    """Raise :class:`CheckpointError` unless ``loaded`` is a hybrid (an ANN initialisation)."""
+    if loaded.kind != 'hybrid':
+        raise CheckpointError(f'checkpoint {loaded.path}: a {loaded.kind} checkpoint has no ANN '
+                              'initialisation to calibrate')
 
 
 def _encode_calibration(calibration: np.ndarray) -> dict[str, Any]:

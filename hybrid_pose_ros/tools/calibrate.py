@@ -7,7 +7,8 @@ can quantise its ANN. Checkpoints written by ``hybrid_pose_train`` already carry
 """
 import argparse
 
-from hybrid_pose_ros.model.checkpoint import add_ann_calibration, load_checkpoint
+from hybrid_pose_ros.model.checkpoint import (
+    add_ann_calibration, load_checkpoint, require_calibratable)
 from hybrid_pose_ros.training.dataset import CALIBRATION_WINDOWS, WindowDataset
 
 
@@ -21,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--cameras', type=int, nargs='+', default=[2, 3],
                         help='h5 camera indices')
     parser.add_argument('--windows', type=int, default=CALIBRATION_WINDOWS,
-                        help='number of ANN inputs to store')
+                        help='number of ANN inputs to store (at most as many as the split has)')
     parser.add_argument('--seed', type=int, default=0, help='seed of the draw')
     parser.add_argument('--cache', help='.npz cache of the precomputed training windows')
     parser.add_argument('--out', help='checkpoint to write (default: rewrite --checkpoint)')
@@ -34,10 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        config = load_checkpoint(args.checkpoint).config
+        loaded = load_checkpoint(args.checkpoint)
+        require_calibratable(loaded)
         dataset = WindowDataset.load_or_build(args.cache, args.data, 'train', args.cameras,
-                                              config, progress=not args.quiet)
-        calibration = dataset.calibration_inputs(args.windows, seed=args.seed)
+                                              loaded.config, progress=not args.quiet)
+        calibration = dataset.calibration_inputs(min(args.windows, dataset.pool_size),
+                                                 seed=args.seed)
         source = (f'{len(calibration)} training ANN inputs of {", ".join(args.data)} '
                   f'(cameras {" ".join(map(str, args.cameras))}, seed {args.seed})')
         add_ann_calibration(args.checkpoint, calibration, args.out, source)
