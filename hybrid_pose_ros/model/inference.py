@@ -80,6 +80,11 @@ def native_bfloat16(device: torch.device | str = 'cpu') -> bool:
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
+def has_ann_calibration(model: nn.Module) -> bool:
+    """Whether ``model`` carries int8 calibration inputs (from a calibrated checkpoint)."""
+    return getattr(model, 'ann_calibration', None) is not None
+
+
 def resolve_ann_precision(requested: str, device: torch.device | str = 'cpu',
                           runtime: str = 'torch', calibrated: bool = False) -> str:
     """
@@ -203,7 +208,7 @@ def prepare_for_inference(model: nn.Module, threads: int | None = None,
     # a bad choice fails before any work
     ann_runtime = resolve_ann_runtime(ann_runtime, model_device(model))
     ann_precision = resolve_ann_precision(ann_precision, model_device(model), ann_runtime,
-                                          getattr(model, 'ann_calibration', None) is not None)
+                                          has_ann_calibration(model))
     if threads is not None:
         set_threads(threads)
     prepared = fold_batchnorm(model)

@@ -78,7 +78,8 @@ from hybrid_pose_ros.events.binning import EventBinner, screen_events
 from hybrid_pose_ros.events.sensor import SensorGeometry
 from hybrid_pose_ros.model.checkpoint import CheckpointError, load_checkpoint
 from hybrid_pose_ros.model.inference import (
-    prepare_for_inference, resolve_ann_precision, resolve_ann_runtime, warm_up)
+    has_ann_calibration, prepare_for_inference, resolve_ann_precision, resolve_ann_runtime,
+    warm_up)
 from hybrid_pose_ros.model.openvino_init import OpenVinoWindowInit, PendingWindowInit
 from hybrid_pose_ros.ros import codecs
 from hybrid_pose_ros.ros.outputs import (
@@ -233,10 +234,10 @@ class HybridPoseNode(Node):
                                f'{error}') from None
 
     def _ann_precision(self) -> str:
-        calibrated = getattr(self.checkpoint.model, 'ann_calibration', None) is not None
         try:
             return resolve_ann_precision(self.params['ann_precision'], self.device,
-                                         self.ann_runtime, calibrated)
+                                         self.ann_runtime,
+                                         has_ann_calibration(self.checkpoint.model))
         except ValueError as error:
             raise StartupError(f'parameter ann_precision={self.params["ann_precision"]!r}: '
                                f'{error}') from None

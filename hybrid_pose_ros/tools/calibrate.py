@@ -39,8 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         require_calibratable(loaded)
         dataset = WindowDataset.load_or_build(args.cache, args.data, 'train', args.cameras,
                                               loaded.config, progress=not args.quiet)
-        calibration = dataset.calibration_inputs(min(args.windows, dataset.pool_size),
-                                                 seed=args.seed)
+        calibration = dataset.calibration_inputs(args.windows, seed=args.seed)
         source = (f'{len(calibration)} training ANN inputs of {", ".join(args.data)} '
                   f'(cameras {" ".join(map(str, args.cameras))}, seed {args.seed})')
         add_ann_calibration(args.checkpoint, calibration, args.out, source)

@@ -353,15 +353,17 @@ class WindowDataset:
     def calibration_inputs(self, count: int = CALIBRATION_WINDOWS,
                            pool: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
         """
-        Return ``count`` ANN inputs ``uint8 [count, C, H, W]`` drawn without replacement.
+        Return up to ``count`` ANN inputs ``uint8 [N, C, H, W]`` drawn without replacement.
 
         They calibrate an int8 ANN (:mod:`hybrid_pose_ros.model.openvino_init`); ``pool``
-        restricts the draw to those pool indices (the training part).
+        restricts the draw to those pool indices (the training part). A smaller pool gives
+        all of its inputs.
         """
         pool = np.arange(self.pool_size) if pool is None else np.asarray(pool)
-        if count < 1 or count > len(pool):
+        if count < 1 or not len(pool):
             raise ValueError(f'cannot draw {count} calibration windows from {len(pool)} '
                              'ANN inputs')
+        count = min(count, len(pool))
         chosen = np.sort(np.random.default_rng(seed).choice(pool, count, replace=False))
         return np.ascontiguousarray(self.arrays['ann'][chosen])
 

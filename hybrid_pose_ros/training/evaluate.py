@@ -36,7 +36,8 @@ from hybrid_pose_ros.model.energy import (account_step, ENERGY_CONSTANTS, energy
                                           mean_accounting, snn_step_energy, StepAccounting)
 from hybrid_pose_ros.model.hybrid import HybridPoseNet, PureSNN
 from hybrid_pose_ros.model.inference import (
-    resolve_ann_precision, resolve_ann_runtime, with_ann_precision, with_ann_runtime)
+    has_ann_calibration, resolve_ann_precision, resolve_ann_runtime, with_ann_precision,
+    with_ann_runtime)
 from hybrid_pose_ros.model.macs import ann_macs, initializer_macs
 from hybrid_pose_ros.training.dataset import DeviceData, WindowDataset
 import numpy as np
@@ -396,9 +397,8 @@ def run(checkpoints: dict[str, str | None], data: Sequence[str], cameras: Sequen
     device_data = dataset.to_device(device)
     runtime = resolve_ann_runtime(ann_runtime, device)
     hybrid = loaded.get('hybrid')
-    precision = resolve_ann_precision(
-        ann_precision, device, runtime,
-        hybrid is not None and getattr(hybrid.model, 'ann_calibration', None) is not None)
+    precision = resolve_ann_precision(ann_precision, device, runtime,
+                                      hybrid is not None and has_ann_calibration(hybrid.model))
     models = {kind: with_ann_precision(with_ann_runtime(checkpoint.model.to(device).eval(),
                                                         runtime, precision,
                                                         torch.get_num_threads()), precision)

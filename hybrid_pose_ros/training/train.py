@@ -44,7 +44,7 @@ from hybrid_pose_ros.model.checkpoint import load_checkpoint, save_checkpoint
 from hybrid_pose_ros.model.config import make_config, ModelConfig
 from hybrid_pose_ros.model.hybrid import HybridPoseNet, PureSNN, WindowState
 from hybrid_pose_ros.training import evaluate
-from hybrid_pose_ros.training.dataset import CALIBRATION_WINDOWS, DeviceData, WindowDataset
+from hybrid_pose_ros.training.dataset import DeviceData, WindowDataset
 from hybrid_pose_ros.training.losses import (heatmap_loss, hybrid_loss, state_matching_loss,
                                              target_sigma)
 import numpy as np
@@ -613,8 +613,7 @@ class Trainer:
             return
         if CHECKPOINT_KIND[stage] == 'hybrid' and model.ann_calibration is None:
             # training inputs for int8 ANN calibration travel with the hybrid
-            count = min(CALIBRATION_WINDOWS, len(self.train_pool))
-            model.ann_calibration = self.train_set.calibration_inputs(count, self.train_pool)
+            model.ann_calibration = self.train_set.calibration_inputs(pool=self.train_pool)
         tmp = self.path(f'{stage}.pt.tmp')
         save_checkpoint(tmp, model, self.model_config, CHECKPOINT_KIND[stage],
                         self.train_set.geometry.to_dict(), self._metadata(stage, state))
