@@ -73,7 +73,7 @@ DEFAULTS: dict[str, Any] = {
     'stages': 'all',
     'step_ann_train': True,
     'max_recordings': None,
-    'val_split': 'test',
+    'val_split': 'train_tail',
     'val_fraction': 0.15,
     'val_max_windows': 256,
     'val_batch_size': 32,
