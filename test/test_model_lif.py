@@ -4,7 +4,7 @@ import math
 from helpers.streams import randomize_batchnorm
 from hybrid_pose_ros.model.config import make_config
 from hybrid_pose_ros.model.hybrid import HybridPoseNet, PureSNN
-from hybrid_pose_ros.model.lif import atan_surrogate_grad, LIF, lif_step, spike
+from hybrid_pose_ros.model.lif import atan_surrogate_grad, lif_step, spike
 from hybrid_pose_ros.model.snn import SNN_LAYERS
 import pytest
 import torch
@@ -37,14 +37,6 @@ def test_soft_reset_subtracts_threshold_and_keeps_excess():
     spikes, v_after = lif_step(torch.tensor([4.0]), torch.tensor([4.0]), tau=2.0, v_threshold=1.5)
     assert spikes.item() == 1.0
     assert v_after.item() == pytest.approx(2.5)  # 4.0 - 1.5: at most one spike per step
-
-
-def test_lif_module_matches_function():
-    neuron = LIF(tau=5.0, v_threshold=0.7, alpha=3.0)
-    v, x = torch.randn(100), torch.randn(100) * 3
-    for a, b in zip(neuron(v, x), lif_step(v, x, 5.0, 0.7, 3.0)):
-        assert torch.equal(a, b)
-    assert 'tau=5.0' in repr(neuron)
 
 
 def test_atan_surrogate_gradient_values():

@@ -14,9 +14,6 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-ANN_FEATURES = ('conv2', 'down1', 'down2', 'down3', 'up1', 'up2', 'up3', 'up4', 'up5')
-"""Names of the intermediate ANN features the state initialisers read."""
-
 
 class AnnOutput(NamedTuple):
     """ANN result: linear heatmaps ``[B, J, H, W]`` and the named intermediate features."""

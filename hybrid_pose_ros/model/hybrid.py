@@ -171,10 +171,6 @@ class HybridPoseNet(nn.Module):
         """ANN-only prediction ``[B, J, H, W]`` (the ANN @10 Hz / @100 Hz baselines)."""
         return self.ann(ann_input).heatmap
 
-    def predict_membranes(self, ann_input: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Predict the initial membranes from ``ann_input`` (also the state-matching target)."""
-        return self.initializers(self.ann(ann_input).features)
-
     def init_window(self, ann_input: torch.Tensor) -> tuple[WindowState, torch.Tensor]:
         """
         Start a window from the ANN input ``[B, ann_in_channels, H, W]``.

@@ -60,22 +60,3 @@ def lif_step(v: torch.Tensor, current: torch.Tensor, tau: float, v_threshold: fl
     charged = lif_charge(v, current, tau)
     spikes = spike(charged, v_threshold, alpha)
     return spikes, torch.sub(charged, spikes, alpha=v_threshold)  # charged - S * V_th
-
-
-class LIF(torch.nn.Module):
-    """Stateless LIF layer: holds the constants, the caller holds the membrane tensor."""
-
-    def __init__(self, tau: float, v_threshold: float = 1.0, alpha: float = 2.0) -> None:
-        super().__init__()
-        self.tau = tau
-        self.v_threshold = v_threshold
-        self.alpha = alpha
-
-    def forward(self, v: torch.Tensor,
-                current: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(spikes, v_after_reset)``; see :func:`lif_step`."""
-        return lif_step(v, current, self.tau, self.v_threshold, self.alpha)
-
-    def extra_repr(self) -> str:
-        """Show the constants in ``print(model)``."""
-        return f'tau={self.tau}, v_threshold={self.v_threshold}, alpha={self.alpha}'

@@ -35,11 +35,6 @@ class ConvSpec:
         return (self.out_channels * self.out_height * self.out_width * self.in_channels
                 * self.kernel_size ** 2)
 
-    @property
-    def fan_out(self) -> int:
-        """Synapses per input value away from borders: ``C_out * k * k / stride^2``."""
-        return self.out_channels * self.kernel_size ** 2 // self.stride ** 2
-
     def to_dict(self) -> dict[str, Any]:
         """Plain dictionary including the MAC count."""
         return {**asdict(self), 'macs': self.macs}
