@@ -23,7 +23,7 @@ def _paint(image: np.ndarray, xs: np.ndarray, ys: np.ndarray, color) -> None:
 
 
 def draw_skeleton(image: np.ndarray, xy: np.ndarray, visible: np.ndarray,
-                  color=(255, 255, 0), radius: int = 2) -> np.ndarray:
+                  color: tuple[int, int, int] = (255, 255, 0), radius: int = 2) -> np.ndarray:
     """Draw bones (lines) and joints (filled squares) of visible joints in place; return it."""
     color = np.asarray(color, dtype=np.uint8)
     for a, b in SKELETON_EDGES:

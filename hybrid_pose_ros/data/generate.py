@@ -19,6 +19,7 @@ event file is assembled once all cameras are done, and files that exist are skip
 from dataclasses import dataclass, field
 import math
 import multiprocessing
+from multiprocessing.pool import Pool
 import os
 import zlib
 
@@ -170,7 +171,7 @@ def _simulate_job(args: tuple) -> np.ndarray:
 
 
 def simulate_camera(track: MotionClip, rec: Recording, camera: Camera, config: GenerateConfig,
-                    path: str, progress: bool = True, pool=None) -> None:
+                    path: str, progress: bool = True, pool: Pool | None = None) -> None:
     """Render and simulate one camera of one recording into a single-camera event file."""
     jobs = [(track, rec, camera, config, k) for k in range(len(_segments(rec, config)))]
     results = pool.imap(_simulate_job, jobs) if pool is not None else map(_simulate_job, jobs)
@@ -200,7 +201,8 @@ def write_rig(out_dir: str, cameras: dict[int, Camera]) -> None:
 
 
 def generate_recording(track: MotionClip, rec: Recording, out_dir: str, config: GenerateConfig,
-                       cameras: dict[int, Camera], progress: bool = True, pool=None) -> None:
+                       cameras: dict[int, Camera], progress: bool = True,
+                       pool: Pool | None = None) -> None:
     """Write one recording (event and label files), skipping what is already complete."""
     final = dhp19.events_path(out_dir, rec.name)
     label_file = dhp19.labels_path(out_dir, rec.name)

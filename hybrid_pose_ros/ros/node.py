@@ -94,6 +94,7 @@ import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
+from rclpy.impl.rcutils_logger import RcutilsLogger
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.subscription import MessageInfo
@@ -148,7 +149,7 @@ def _cv_bridge():
     return CvBridge()
 
 
-def select_device(requested: str, logger) -> torch.device:
+def select_device(requested: str, logger: RcutilsLogger) -> torch.device:
     """Return the torch device; CUDA requested but missing falls back to the CPU, warning."""
     if requested.startswith('cuda') and not torch.cuda.is_available():
         logger.warning(f'device {requested!r} requested but CUDA is not available; using cpu')

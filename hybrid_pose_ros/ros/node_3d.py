@@ -18,6 +18,7 @@ import sys
 import time
 from typing import Any, Callable
 
+from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Pose, PoseArray
 from hybrid_pose_ros.geometry.calibration import (
@@ -204,7 +205,7 @@ PARAMETERS_3D: tuple[ParameterSpec, ...] = (
 )
 
 
-def stamp_ns(stamp) -> int:
+def stamp_ns(stamp: Time) -> int:
     """Convert a ROS time message to integer nanoseconds."""
     return stamp.sec * 1_000_000_000 + stamp.nanosec
 

@@ -19,11 +19,15 @@ from dataclasses import dataclass
 import importlib
 import sys
 import time
-from typing import Callable
+from typing import Callable, Sequence, TYPE_CHECKING
 
 from hybrid_pose_ros.ros.interfaces import event_typestore
 from rosbags.convert.converter import generate_message_converter
 from rosbags.highlevel import AnyReader
+from rosbags.interfaces import Connection
+
+if TYPE_CHECKING:   # rclpy is imported where it is used: reading bags needs no ROS
+    from rclpy.node import Node
 
 
 SETTLE_S = 0.3
@@ -52,11 +56,11 @@ class ReplayStats:
     bag_s: float = 0.0
 
 
-def replay(node, bag: str, topics: list[str] | None = None, rate: float = 1.0,
+def replay(node: 'Node', bag: str, topics: list[str] | None = None, rate: float = 1.0,
            fast: bool = False, loop: int = 1, start_offset: float = 0.0,
            publish_clock: bool = False, remap: dict[str, str] | None = None,
-           should_stop=lambda: False, wait_s: float = 0.0, min_subscribers: int = 1,
-           duration: float | None = None) -> ReplayStats:
+           should_stop: Callable[[], bool] = lambda: False, wait_s: float = 0.0,
+           min_subscribers: int = 1, duration: float | None = None) -> ReplayStats:
     """
     Publish the messages of ``bag`` on ``node``; return counts.
 
@@ -111,7 +115,8 @@ def replay(node, bag: str, topics: list[str] | None = None, rate: float = 1.0,
     return stats
 
 
-def cdr_converters(reader: AnyReader, connections) -> dict[int, Callable]:
+def cdr_converters(reader: AnyReader, connections: Sequence[Connection]
+                   ) -> dict[int, Callable[[bytes], bytes]]:
     """
     Return, per connection id, a function from the bag's raw bytes to ROS 2 CDR bytes.
 
