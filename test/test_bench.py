@@ -3,6 +3,7 @@
 import json
 
 from hybrid_pose_ros.tools import bench
+from hybrid_pose_ros.tools.demo import EVENTS_TOPIC, sample_bag
 import numpy as np
 import pytest
 
@@ -33,9 +34,7 @@ def test_sparse_section_times_every_layer_and_checks_parity():
 def test_rechunk_recuts_the_bag_into_short_messages_without_losing_events():
     from hybrid_pose_ros.ros import codecs
     from hybrid_pose_ros.tools import bench_e2e
-    if not bench_e2e.DEFAULT_BAG.exists():
-        pytest.skip('sample bag not present')
-    messages = bench_e2e.read_messages(bench_e2e.DEFAULT_BAG, '/cam3/events')[:20]
+    messages = bench_e2e.read_messages(sample_bag(), EVENTS_TOPIC)[:20]
     recut = bench_e2e.rechunk(messages, 10_000)
     original = [codecs.decode_event_array(raw).events for _, raw, _ in messages]
     pieces = [codecs.decode_event_array(raw).events for _, raw, _ in recut]
@@ -60,9 +59,7 @@ def test_latency_is_taken_from_the_message_that_completes_each_bin():
 @pytest.mark.ros
 def test_end_to_end_run_measures_every_pose_of_a_bag_slice():
     from hybrid_pose_ros.tools import bench_e2e
-    if not bench_e2e.DEFAULT_BAG.exists():
-        pytest.skip('sample bag not present')
-    messages = bench_e2e.read_messages(bench_e2e.DEFAULT_BAG, '/cam3/events')[:40]
+    messages = bench_e2e.read_messages(sample_bag(), EVENTS_TOPIC)[:40]
     run = bench_e2e.run_once(messages, rate=2.0, threads=1, checkpoint=None)
     assert run['poses'] > 10 and run['bins_dropped'] == 0
     assert 0 < run['latency_p50_ms'] <= run['latency_p99_ms']

@@ -2,6 +2,7 @@
 """Weighted DLT triangulation: exact recovery, weights, unusable views, DHP19 conventions."""
 from hybrid_pose_ros.data import dhp19
 from hybrid_pose_ros.data.cameras import CAM_TO_P, dhp19_rig
+from hybrid_pose_ros.events.sensor import DHP19_CROP_X0, DHP19_CROP_Y0
 from hybrid_pose_ros.geometry.calibration import from_dhp19
 from hybrid_pose_ros.geometry.triangulation import project, triangulate
 import numpy as np
@@ -41,7 +42,7 @@ def test_dhp19_rig_with_p_convention():
     # the same convention as the labels: P matrices of the h5 cameras via CAM_TO_P
     assert CAM_TO_P[3] == 2 and CAM_TO_P[2] == 3
     crop = dhp19.project_to_crop(matrices[0], points_mm.T[None])[0]
-    assert np.allclose(crop, np.trunc(uv_top[:, 0] - [dhp19.CROP_LEFT, dhp19.CROP_TOP]))
+    assert np.allclose(crop, np.trunc(uv_top[:, 0] - [DHP19_CROP_X0, DHP19_CROP_Y0]))
 
 
 def test_weights_and_unusable_views():

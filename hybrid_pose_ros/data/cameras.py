@@ -29,10 +29,9 @@ cam0      P4      back, 20 deg off axis   3.5 m     1.4 m
 from dataclasses import dataclass
 import math
 
+from hybrid_pose_ros.events.sensor import DHP19_HEIGHT, DHP19_WIDTH
 import numpy as np
 
-WIDTH = 346
-HEIGHT = 260
 PIXEL_PITCH_M = 18.5e-6
 FOCAL_LENGTH_M = 4.5e-3
 FOCAL_PX = FOCAL_LENGTH_M / PIXEL_PITCH_M
@@ -52,7 +51,7 @@ RIG_LAYOUT: dict[int, tuple[float, float, float]] = {
     0: (160.0, 3.5, 1.4),
 }
 
-_FLIP = np.array([[1.0, 0.0, 0.0], [0.0, -1.0, float(HEIGHT)], [0.0, 0.0, 1.0]])
+_FLIP = np.array([[1.0, 0.0, 0.0], [0.0, -1.0, float(DHP19_HEIGHT)], [0.0, 0.0, 1.0]])
 
 
 @dataclass(frozen=True)
@@ -63,8 +62,8 @@ class Camera:
     K: np.ndarray
     R: np.ndarray
     t: np.ndarray
-    width: int = WIDTH
-    height: int = HEIGHT
+    width: int = DHP19_WIDTH
+    height: int = DHP19_HEIGHT
 
     @property
     def p_index(self) -> int:
@@ -105,7 +104,7 @@ class Camera:
 
 def intrinsics(focal_px: float = FOCAL_PX) -> np.ndarray:
     """Pinhole intrinsics with the principal point at the sensor centre."""
-    return np.array([[focal_px, 0.0, WIDTH / 2.0], [0.0, focal_px, HEIGHT / 2.0],
+    return np.array([[focal_px, 0.0, DHP19_WIDTH / 2.0], [0.0, focal_px, DHP19_HEIGHT / 2.0],
                      [0.0, 0.0, 1.0]])
 
 
@@ -139,7 +138,7 @@ def project_dhp19(p_matrix: np.ndarray, points_mm: np.ndarray) -> tuple[np.ndarr
     """DHP19 projection of world points [..., 3] (mm): ``u = x/w`` and ``v_img = 260 - y/w``."""
     pts = np.asarray(points_mm, dtype=np.float64)
     hom = np.concatenate([pts, np.ones(pts.shape[:-1] + (1,))], axis=-1) @ p_matrix.T
-    return hom[..., 0] / hom[..., 2], HEIGHT - hom[..., 1] / hom[..., 2]
+    return hom[..., 0] / hom[..., 2], DHP19_HEIGHT - hom[..., 1] / hom[..., 2]
 
 
 def camera_center_from_matrix(p_matrix: np.ndarray) -> np.ndarray:
@@ -147,8 +146,3 @@ def camera_center_from_matrix(p_matrix: np.ndarray) -> np.ndarray:
     _, _, vt = np.linalg.svd(p_matrix)
     c = vt[-1]
     return c[:3] / c[3]
-
-
-def sensor_to_dhp19_v(v_img: np.ndarray) -> np.ndarray:
-    """Top-left row coordinate -> the bottom-origin ``y/w`` of a DHP19 P matrix (and back)."""
-    return HEIGHT - np.asarray(v_img)

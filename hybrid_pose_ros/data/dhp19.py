@@ -18,8 +18,9 @@ import os
 import re
 
 import h5py
-from hybrid_pose_ros.data.cameras import CAM_TO_P, HEIGHT
+from hybrid_pose_ros.data.cameras import CAM_TO_P, project_dhp19
 from hybrid_pose_ros.events.event_array import EVENT_DTYPE
+from hybrid_pose_ros.events.sensor import DHP19_CROP_SIZE, DHP19_CROP_X0, DHP19_CROP_Y0
 from hybrid_pose_ros.skeleton import NUM_JOINTS
 import numpy as np
 
@@ -27,9 +28,6 @@ WARMUP_EVENTS = 7500
 STEP_MS = 100
 BIN_MS = 10
 LABEL_PERIOD_MS = 10
-CROP_LEFT = 34
-CROP_TOP = 2
-CROP_SIZE = 256
 TRAIN_SUBJECTS = tuple(range(1, 13))
 TEST_SUBJECTS = tuple(range(13, 18))
 EXCLUDED_RECORDINGS = ('S16_session2_mov1',)
@@ -241,13 +239,10 @@ def project_to_crop(p_matrix: np.ndarray, poses_mm: np.ndarray) -> np.ndarray:
     ``u = x/w``, ``v_img = 260 - y/w``; joints with ``u`` outside ``[34, 290)`` or ``v_img``
     outside ``[2, 258)`` are NaN; the others are ``int(u - 34)``, ``int(v_img - 2)``.
     """
-    pts = np.swapaxes(np.asarray(poses_mm, dtype=np.float64), -1, -2)
-    hom = np.concatenate([pts, np.ones(pts.shape[:-1] + (1,))], axis=-1) @ p_matrix.T
-    u = hom[..., 0] / hom[..., 2]
-    v = HEIGHT - hom[..., 1] / hom[..., 2]
-    visible = ((u >= CROP_LEFT) & (u < CROP_LEFT + CROP_SIZE)
-               & (v >= CROP_TOP) & (v < CROP_TOP + CROP_SIZE))
+    u, v = project_dhp19(p_matrix, np.swapaxes(np.asarray(poses_mm, dtype=np.float64), -1, -2))
+    visible = ((u >= DHP19_CROP_X0) & (u < DHP19_CROP_X0 + DHP19_CROP_SIZE)
+               & (v >= DHP19_CROP_Y0) & (v < DHP19_CROP_Y0 + DHP19_CROP_SIZE))
     out = np.full(u.shape + (2,), np.nan)
-    out[..., 0] = np.where(visible, np.trunc(u - CROP_LEFT), np.nan)
-    out[..., 1] = np.where(visible, np.trunc(v - CROP_TOP), np.nan)
+    out[..., 0] = np.where(visible, np.trunc(u - DHP19_CROP_X0), np.nan)
+    out[..., 1] = np.where(visible, np.trunc(v - DHP19_CROP_Y0), np.nan)
     return out

@@ -21,6 +21,7 @@ State (levels, references, last event times, random generator) is kept between c
 from dataclasses import dataclass
 
 from hybrid_pose_ros.events.event_array import EVENT_DTYPE, make_events
+from hybrid_pose_ros.events.sensor import DHP19_HEIGHT, DHP19_WIDTH
 import numpy as np
 
 
@@ -28,8 +29,8 @@ import numpy as np
 class SimulatorConfig:
     """Sensor parameters (defaults: a DAVIS346 in an indoor scene)."""
 
-    width: int = 346
-    height: int = 260
+    width: int = DHP19_WIDTH
+    height: int = DHP19_HEIGHT
     c_pos: float = 0.25
     c_neg: float = 0.25
     c_sigma: float = 0.03

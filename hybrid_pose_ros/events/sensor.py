@@ -42,9 +42,7 @@ DHP19_HEIGHT = 260
 DHP19_CROP_X0 = 34
 DHP19_CROP_Y0 = 2
 DHP19_CROP_SIZE = 256
-# rows 2:258 and columns 34:290 of the 346x260 sensor
-DHP19_CROP_ROWS = (DHP19_CROP_Y0, DHP19_CROP_Y0 + DHP19_CROP_SIZE)
-DHP19_CROP_COLS = (DHP19_CROP_X0, DHP19_CROP_X0 + DHP19_CROP_SIZE)
+"""The DHP19 sensor (346x260) and its 256x256 crop, rows 2:258 and columns 34:290."""
 # the scale reference of policy 'auto': a 256-row window of a 260-row sensor, as in DHP19
 REFERENCE_CROP_ROWS = DHP19_CROP_SIZE
 REFERENCE_SENSOR_ROWS = DHP19_HEIGHT

@@ -41,12 +41,11 @@ import os
 import pathlib
 
 from hybrid_pose_ros.data.cameras import CAM_TO_P
+from hybrid_pose_ros.events.sensor import DHP19_HEIGHT, DHP19_WIDTH
 from hybrid_pose_ros.geometry.triangulation import project, triangulate
 import numpy as np
 import yaml
 
-DHP19_WIDTH = 346
-DHP19_HEIGHT = 260
 PIXEL_ORIGINS = ('center', 'corner')
 UNITS = {'m': 1.0, 'mm': 1e-3}
 _SOURCES = ('projection', 'K', 'dhp19_projection_mm')

@@ -34,8 +34,9 @@ import argparse
 import pathlib
 import sys
 
+from hybrid_pose_ros.events.sensor import DHP19_HEIGHT, DHP19_WIDTH
 from hybrid_pose_ros.ros import codecs
-from hybrid_pose_ros.ros.interfaces import event_typestore
+from hybrid_pose_ros.ros.interfaces import EVENT_ARRAY, EVENT_PACKET, event_typestore
 from hybrid_pose_ros.skeleton import JOINT_NAMES
 import numpy as np
 from rosbags.highlevel import AnyReader
@@ -45,8 +46,6 @@ import yaml
 
 DEFAULT_T0_S = 1_700_000_000
 DVS_FRAME_ID = 'dvs_optical_frame'
-EVENT_ARRAY = 'dvs_msgs/msg/EventArray'
-EVENT_PACKET = 'event_camera_msgs/msg/EventPacket'
 POSE_ARRAY = 'geometry_msgs/msg/PoseArray'
 
 
@@ -66,7 +65,7 @@ def _pose_array_cdr(typestore, stamp_ns: int, frame_id: str, points: np.ndarray)
 
 
 def _event_message(encoding: str, stamp_ns: int, frame_id: str, events: np.ndarray,
-                   seq: int, height: int = 260, width: int = 346) -> bytes:
+                   seq: int, height: int = DHP19_HEIGHT, width: int = DHP19_WIDTH) -> bytes:
     if encoding == 'dvs':
         return codecs.encode_event_array(stamp_ns, frame_id, height, width, events)
     base_ns = int(events['t'][0]) * 1000 if len(events) else stamp_ns

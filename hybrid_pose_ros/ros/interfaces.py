@@ -7,10 +7,12 @@ to them) and register the types with rosbags for reading and writing bags.
 import pathlib
 
 from rosbags.typesys import get_types_from_msg, get_typestore, Stores
+from rosbags.typesys.store import Typestore
 
 MSG_DIR = pathlib.Path(__file__).resolve().parent / 'msg'
-EVENT_MESSAGE_TYPES = ('dvs_msgs/msg/Event', 'dvs_msgs/msg/EventArray',
-                       'event_camera_msgs/msg/EventPacket')
+EVENT_ARRAY = 'dvs_msgs/msg/EventArray'
+EVENT_PACKET = 'event_camera_msgs/msg/EventPacket'
+EVENT_MESSAGE_TYPES = ('dvs_msgs/msg/Event', EVENT_ARRAY, EVENT_PACKET)
 
 
 def message_definition(type_name: str) -> str:
@@ -19,7 +21,7 @@ def message_definition(type_name: str) -> str:
     return (MSG_DIR / f'{package}__{name}.msg').read_text()
 
 
-def event_typestore():
+def event_typestore() -> Typestore:
     """Return a rosbags typestore (Kilted) with the event message types registered."""
     typestore = get_typestore(Stores.ROS2_KILTED)
     types = {}

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from hybrid_pose_ros.model.inference import ANN_PRECISIONS, ANN_RUNTIMES, SNN_BACKENDS
+from hybrid_pose_ros.ros.codecs import EVENT_CAMERA_PY_ENCODINGS, SUPPORTED_ENCODINGS
 
 INPUT_TYPES = ('event_packet', 'dvs')
-PACKET_ENCODINGS = ('mono', 'evt3', 'libcaer_cmp', 'auto')
+PACKET_ENCODINGS = SUPPORTED_ENCODINGS + EVENT_CAMERA_PY_ENCODINGS + ('auto',)
 RELIABILITIES = ('best_effort', 'reliable')
 MAX_SENSOR_SIZE = 8192
 

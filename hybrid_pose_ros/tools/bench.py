@@ -24,9 +24,10 @@ import json
 import os
 import pathlib
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from hybrid_pose_ros.events.event_array import make_events
+from hybrid_pose_ros.events.sensor import DHP19_HEIGHT, DHP19_WIDTH
 from hybrid_pose_ros.model.inference import ANN_PRECISIONS, ANN_RUNTIMES, resolve_ann_precision
 from hybrid_pose_ros.model.openvino_init import openvino_available
 from hybrid_pose_ros.ros import codecs
@@ -38,7 +39,7 @@ SIZES = (10_000, 100_000, 1_000_000)
 def _events(n: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     t = 1_700_000_000_000_000 + np.sort(rng.integers(0, 50_000, n))
-    return make_events(t, rng.integers(0, 346, n), rng.integers(0, 260, n),
+    return make_events(t, rng.integers(0, DHP19_WIDTH, n), rng.integers(0, DHP19_HEIGHT, n),
                        rng.integers(0, 2, n))
 
 
@@ -54,14 +55,16 @@ def _rate(function: Callable[[], np.ndarray], n: int, min_seconds: float) -> flo
     return n / min(times)
 
 
-def bench_ingest(sizes=SIZES, min_seconds: float = 1.0) -> list[dict[str, Any]]:
+def bench_ingest(sizes: Sequence[int] = SIZES, min_seconds: float = 1.0) -> list[dict[str, Any]]:
     """Time numpy and typed decoding of EventArray and EventPacket messages of ``sizes``."""
     rows = []
     for n in sizes:
         events = _events(n)
         stamp = int(events['t'][0]) * 1000
-        array_bytes = codecs.encode_event_array(stamp, 'camera', 260, 346, events)
-        packet_bytes = codecs.encode_event_packet(stamp, 'camera', 260, 346, 0, stamp, 'mono',
+        array_bytes = codecs.encode_event_array(stamp, 'camera', DHP19_HEIGHT, DHP19_WIDTH,
+                                                events)
+        packet_bytes = codecs.encode_event_packet(stamp, 'camera', DHP19_HEIGHT, DHP19_WIDTH, 0,
+                                                  stamp, 'mono',
                                                   codecs.encode_mono_events(events, stamp))
         cases = {
             'EventArray': (lambda: codecs.decode_event_array(array_bytes).events,

@@ -23,11 +23,11 @@ from hybrid_pose_ros.model.checkpoint import load_checkpoint
 from hybrid_pose_ros.model.config import ModelConfig
 from hybrid_pose_ros.ros import codecs
 from hybrid_pose_ros.ros.interfaces import event_typestore
+from hybrid_pose_ros.tools.demo import EVENTS_TOPIC, sample_bag
 import numpy as np
 import psutil
 from rosbags.highlevel import AnyReader
 
-DEFAULT_BAG = pathlib.Path(__file__).resolve().parents[2] / 'bags' / 'sample_bag'
 KEEPS_UP_P99_MS = 100.0
 """A replay is sustained when every pose arrives, none is dropped and p99 stays below this."""
 
@@ -75,9 +75,10 @@ def checkpoint_config(checkpoint: str | None) -> ModelConfig:
     return load_checkpoint(checkpoint or default_checkpoint()).config
 
 
-def run_once(messages, rate: float, threads: int, checkpoint: str | None,
-             snn_backend: str = 'sparse', config: ModelConfig | None = None,
-             ann_runtime: str = 'auto', ann_precision: str = 'auto') -> dict[str, Any]:
+def run_once(messages: Sequence[tuple[int, bytes, int]], rate: float, threads: int,
+             checkpoint: str | None, snn_backend: str = 'sparse',
+             config: ModelConfig | None = None, ann_runtime: str = 'auto',
+             ann_precision: str = 'auto') -> dict[str, Any]:
     """
     Replay ``messages`` at ``rate`` into a fresh node process; return its measurements.
 
@@ -155,7 +156,8 @@ def run_once(messages, rate: float, threads: int, checkpoint: str | None,
                      config.window_us)
 
 
-def summarise(arrivals, published, diagnostics, wall_s: float, cpu: float, bin_us: int,
+def summarise(arrivals: Sequence[tuple[float, int]], published: Sequence[tuple[float, int]],
+              diagnostics: dict[str, str], wall_s: float, cpu: float, bin_us: int,
               window_us: int) -> dict[str, Any]:
     """
     Turn pose arrivals and message publish times into latency and rate figures.
@@ -188,8 +190,8 @@ def summarise(arrivals, published, diagnostics, wall_s: float, cpu: float, bin_u
                     f'{diagnostics.get("ann_precision", "?")}')}
 
 
-def bench_e2e(bag: pathlib.Path = DEFAULT_BAG, topic: str = '/cam3/events', threads: int = 1,
-              checkpoint: str | None = None, rates=(1.0, 2.0, 4.0, 8.0),
+def bench_e2e(bag: pathlib.Path | None = None, topic: str = EVENTS_TOPIC, threads: int = 1,
+              checkpoint: str | None = None, rates: Sequence[float] = (1.0, 2.0, 4.0, 8.0),
               snn_backend: str = 'sparse', ann_runtime: str = 'auto',
               ann_precision: str = 'auto',
               baselines: Sequence[tuple[str, str, str]] = (('dense', 'auto', 'auto'),
@@ -201,7 +203,9 @@ def bench_e2e(bag: pathlib.Path = DEFAULT_BAG, topic: str = '/cam3/events', thre
     Each ``(snn_backend, ann_runtime, ann_precision)`` of ``baselines`` that differs from the
     measured one is replayed at real time too, so the table holds the paths measured in one run.
     ``message_us`` re-cuts the bag's messages into slices of that length (:func:`rechunk`).
+    Without ``bag``: the bundled sample bag.
     """
+    bag = bag or sample_bag()
     messages = read_messages(bag, topic)
     if message_us:
         messages = rechunk(messages, message_us)

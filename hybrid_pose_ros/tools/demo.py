@@ -39,9 +39,10 @@ import time
 from typing import Any
 
 from hybrid_pose_ros.estimator import HybridEstimator, PoseStep, run_offline, window_starts
+from hybrid_pose_ros.events.sensor import DHP19_HEIGHT, DHP19_WIDTH
 from hybrid_pose_ros.model.config import ModelConfig
 from hybrid_pose_ros.ros import codecs
-from hybrid_pose_ros.ros.interfaces import event_typestore
+from hybrid_pose_ros.ros.interfaces import EVENT_ARRAY, event_typestore
 from hybrid_pose_ros.skeleton import NUM_JOINTS
 from hybrid_pose_ros.visualize import draw_skeleton, event_image
 import numpy as np
@@ -58,11 +59,8 @@ NODE_TOPICS = {  # recorded topic: (message type, rclpy module)
     '/diagnostics': ('diagnostic_msgs/msg/DiagnosticArray', 'diagnostic_msgs.msg'),
 }
 POSE_TOPIC = f'{NAMESPACE}/hybrid_pose_node/pose'
-DROP_KEYS = ('bins_dropped', 'windows_dropped', 'messages_lost', 'decode_errors',
-             'size_dropped', 'events_out_of_sensor', 'events_time_outliers', 'step_errors',
-             'message_errors', 'binner_late_dropped', 'binner_overflow_dropped',
-             'binner_reset_dropped', 'stream_windows_broken')
-"""Counters of the node's ``/diagnostics`` reported under ``drops`` in the summary."""
+EXTRA_DROP_KEYS = ('windows_dropped', 'stream_windows_broken')
+"""Reported under ``drops`` in the summary besides the node's drop and error counters."""
 PARITY_TOLERANCE_PX = 1e-3
 MPJPE_FACTOR = 1.5
 MPJPE_MARGIN_PX = 2.0
@@ -123,7 +121,7 @@ def read_bag(bag: pathlib.Path, duration: float | None) -> BagSlice:
     """Read the event messages (the first ``duration`` s of them) and the 2D labels."""
     messages, arrays, labels, stamps = [], [], {}, []
     typestore = event_typestore()
-    size = (346, 260)
+    size = (DHP19_WIDTH, DHP19_HEIGHT)
     with AnyReader([bag], default_typestore=typestore) as reader:
         connections = [c for c in reader.connections if c.topic in (EVENTS_TOPIC, GT_TOPIC)]
         first_ns = None
@@ -153,7 +151,7 @@ def read_bag(bag: pathlib.Path, duration: float | None) -> BagSlice:
 def write_slice(messages: list[tuple[int, bytes]], folder: pathlib.Path) -> None:
     """Write event messages into a new MCAP bag at ``folder`` (the slice the replayer plays)."""
     with Writer(folder, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
-        connection = writer.add_connection(EVENTS_TOPIC, 'dvs_msgs/msg/EventArray',
+        connection = writer.add_connection(EVENTS_TOPIC, EVENT_ARRAY,
                                            typestore=event_typestore())
         for bag_ns, raw in messages:
             writer.write(connection, bag_ns, raw)
@@ -577,6 +575,7 @@ def evaluation_reference(checkpoint: str, sample_bag: bool) -> dict[str, Any] | 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the demo end to end and write the output folder."""
+    from hybrid_pose_ros.ros.node import DROP_COUNTERS, ERROR_COUNTERS   # rclpy: not for read_bag
     parser = argparse.ArgumentParser(description='hybrid_pose_ros demo: node + replayer + '
                                      'recorder over DDS, on the bundled sample bag')
     parser.add_argument('--output', default='demo_output', help='output folder')
@@ -648,7 +647,8 @@ def main(argv: list[str] | None = None) -> None:
                        'node_p99': _float(last.get('latency_p99_ms')),
                        'recorder_p50': _percentile(latency_ms, 50),
                        'recorder_p99': _percentile(latency_ms, 99)},
-        'drops': {k: int(last[k]) for k in DROP_KEYS if k in last},
+        'drops': {k: int(last[k]) for k in DROP_COUNTERS + ERROR_COUNTERS + EXTRA_DROP_KEYS
+                  if k in last},
         'energy': energy,
         'node_vs_offline': parity,
         'reference': reference,

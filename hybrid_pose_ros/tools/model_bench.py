@@ -28,7 +28,7 @@ from typing import Any
 
 from hybrid_pose_ros.events.event_array import make_events
 from hybrid_pose_ros.events.representations import count_frames, stacked_histogram
-from hybrid_pose_ros.events.sensor import SensorGeometry
+from hybrid_pose_ros.events.sensor import DHP19_HEIGHT, DHP19_WIDTH, SensorGeometry
 from hybrid_pose_ros.model import energy
 from hybrid_pose_ros.model.checkpoint import load_checkpoint
 from hybrid_pose_ros.model.config import ModelConfig, PRESETS
@@ -37,22 +37,19 @@ from hybrid_pose_ros.model.inference import (
     native_bfloat16, prepare_for_inference, resolve_ann_precision, set_threads, to_channels_last)
 from hybrid_pose_ros.model.macs import ann_macs, initializer_macs, snn_step_macs
 from hybrid_pose_ros.model.openvino_init import nncf_available, openvino_available
+from hybrid_pose_ros.skeleton import SKELETON_EDGES
 import numpy as np
 import torch
 
-SENSOR_WIDTH, SENSOR_HEIGHT = 346, 260
 HEAVY_STEP_MACS = 1e9
 """Presets whose dense SNN step exceeds this many MACs get ``--heavy-reps`` repetitions."""
-
-BONES = ((0, 1), (0, 2), (3, 1), (4, 2), (3, 7), (4, 8), (5, 1), (6, 2), (5, 9), (6, 10),
-         (11, 9), (12, 10), (1, 2), (5, 6))
 
 
 def person_pose(t_s: np.ndarray) -> np.ndarray:
     """Joint positions ``[len(t), 13, 2]`` (sensor x, y) of the jumping-jack figure at ``t_s``."""
     t_s = np.asarray(t_s, dtype=np.float64)
     lift = 0.5 * (1.0 - np.cos(2.0 * np.pi * t_s))
-    centre_x = SENSOR_WIDTH / 2.0 + 10.0 * np.sin(2.0 * np.pi * 0.3 * t_s)
+    centre_x = DHP19_WIDTH / 2.0 + 10.0 * np.sin(2.0 * np.pi * 0.3 * t_s)
     pose = np.zeros((len(t_s), 13, 2))
 
     def put(joint: int, x: np.ndarray, y: np.ndarray) -> None:
@@ -79,7 +76,7 @@ def person_events(rng: np.random.Generator, start_us: int, end_us: int,
     t = np.sort(rng.integers(start_us, end_us, size=count))
     t_s = t * 1e-6
     pose, later = person_pose(t_s), person_pose(t_s + 1e-3)
-    bones = np.array(BONES)
+    bones = np.array(SKELETON_EDGES)
     mid = person_pose(np.array([(start_us + end_us) * 0.5e-6]))[0]
     mid_next = person_pose(np.array([(start_us + end_us) * 0.5e-6 + 1e-3]))[0]
     length = np.linalg.norm(mid[bones[:, 1]] - mid[bones[:, 0]], axis=1)
@@ -100,10 +97,10 @@ def person_events(rng: np.random.Generator, start_us: int, end_us: int,
     leading = np.sign(offset) * np.sign((velocity * normal).sum(axis=1)) > 0
     polarity = np.where(rng.random(count) < 0.8, leading, ~leading).astype(np.uint8)
     noise = rng.random(count) < 0.05
-    point[noise, 0] = rng.uniform(0, SENSOR_WIDTH, noise.sum())
-    point[noise, 1] = rng.uniform(0, SENSOR_HEIGHT, noise.sum())
-    x = np.clip(point[:, 0], 0, SENSOR_WIDTH - 1).astype(np.int64)
-    y = np.clip(point[:, 1], 0, SENSOR_HEIGHT - 1).astype(np.int64)
+    point[noise, 0] = rng.uniform(0, DHP19_WIDTH, noise.sum())
+    point[noise, 1] = rng.uniform(0, DHP19_HEIGHT, noise.sum())
+    x = np.clip(point[:, 0], 0, DHP19_WIDTH - 1).astype(np.int64)
+    y = np.clip(point[:, 1], 0, DHP19_HEIGHT - 1).astype(np.int64)
     return make_events(t, x, y, polarity)
 
 

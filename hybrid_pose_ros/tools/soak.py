@@ -28,15 +28,14 @@ import threading
 import time
 from typing import Any
 
+from hybrid_pose_ros.ros.node import DROP_COUNTERS, ERROR_COUNTERS
 from hybrid_pose_ros.ros.replay import replay
+from hybrid_pose_ros.tools.demo import EVENTS_TOPIC, sample_bag
 import numpy as np
 
 RSS_SAMPLE_PERIOD_S = 5.0
-DEFAULT_BAG = pathlib.Path(__file__).resolve().parents[2] / 'bags' / 'sample_bag'
-COUNTERS = ('messages', 'decode_errors', 'messages_lost', 'size_dropped', 'events_out_of_sensor',
-            'events_time_outliers', 'bins_dropped', 'windows_dropped', 'step_errors',
-            'message_errors', 'nonfinite_joints', 'binner_resets', 'binner_late_dropped',
-            'binner_reset_dropped', 'binner_overflow_dropped')
+COUNTERS = ('messages', 'windows_dropped', 'binner_resets') + DROP_COUNTERS + ERROR_COUNTERS
+"""The node's counters the report lists: every drop and error counter, and three more."""
 
 
 def malformed_messages(valid: bytes, rng: np.random.Generator) -> list[bytes]:
@@ -226,8 +225,8 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     """Command line entry point: run the soak, print the table, write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument('--bag', default=str(DEFAULT_BAG), help='bag folder (MCAP or sqlite3)')
-    parser.add_argument('--topic', default='/cam3/events', help='events topic in the bag')
+    parser.add_argument('--bag', default=str(sample_bag()), help='bag folder (MCAP or sqlite3)')
+    parser.add_argument('--topic', default=EVENTS_TOPIC, help='events topic in the bag')
     parser.add_argument('--input-type', default='dvs', choices=('dvs', 'event_packet'))
     parser.add_argument('--minutes', type=float, default=10.0, help='duration (default 10)')
     parser.add_argument('--rate', type=float, default=2.0, help='replay speed (default 2x)')

@@ -35,7 +35,7 @@ from typing import Any, Iterable, Sequence
 from hybrid_pose_ros.data import dhp19
 from hybrid_pose_ros.estimator import window_starts
 from hybrid_pose_ros.events.representations import count_frames, stacked_histogram
-from hybrid_pose_ros.events.sensor import SensorGeometry
+from hybrid_pose_ros.events.sensor import DHP19_CROP_SIZE, SensorGeometry
 from hybrid_pose_ros.model.config import ModelConfig
 from hybrid_pose_ros.skeleton import JOINT_NAMES
 import numpy as np
@@ -107,7 +107,7 @@ class _Labels:
         self.crop = dhp19.project_to_crop(dhp19.load_projection_matrix(folder, camera),
                                           poses).astype(np.float32)
         visible = np.isfinite(self.crop).all(axis=-1)
-        model = np.floor(np.nan_to_num(self.crop, nan=-1.0) * input_size / dhp19.CROP_SIZE)
+        model = np.floor(np.nan_to_num(self.crop, nan=-1.0) * input_size / DHP19_CROP_SIZE)
         self.model = np.where(visible[..., None], model, -1).astype(np.int16)
         self.visible = visible
 

@@ -28,6 +28,7 @@ import os
 from typing import Any, Callable, Sequence
 
 from hybrid_pose_ros.data import dhp19
+from hybrid_pose_ros.events.sensor import DHP19_CROP_X0, DHP19_CROP_Y0
 from hybrid_pose_ros.geometry.calibration import CameraCalibration, from_dhp19, triangulate_joints
 from hybrid_pose_ros.model.ann import AnnUNet
 from hybrid_pose_ros.model.config import ModelConfig
@@ -54,7 +55,7 @@ ENERGY_VIEWS = ('paper_simplified', 'event_driven', 'dense')
 def crop_coordinates(xy_model: np.ndarray, dataset: WindowDataset) -> np.ndarray:
     """Map model pixels ``[..., (x, y)]`` to the 256x256 DHP19 crop (sensor scale)."""
     sensor = dataset.geometry.model_to_sensor(xy_model)
-    return sensor - np.array([dhp19.CROP_LEFT, dhp19.CROP_TOP], dtype=np.float64)
+    return sensor - np.array([DHP19_CROP_X0, DHP19_CROP_Y0], dtype=np.float64)
 
 
 def per_sample_error(prediction: np.ndarray, label: np.ndarray) -> np.ndarray:

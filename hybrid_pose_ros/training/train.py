@@ -56,7 +56,7 @@ from tqdm import tqdm
 import yaml
 
 STAGES = ('ann', 'hybrid', 'pure_snn')
-CHECKPOINT_KIND = {'ann': 'ann', 'hybrid': 'hybrid', 'pure_snn': 'pure_snn'}
+"""The training stages in order; each writes ``{stage}.pt``, a checkpoint of that model kind."""
 LOG_FIELDS = ('epoch', 'iterations', 'train_loss', 'train_heatmap_loss', 'train_state_loss',
               'val_mpjpe_px', 'lr', 'batch_size', 'world_size', 'epoch_s', 'elapsed_s',
               'stopped')
@@ -611,11 +611,11 @@ class Trainer:
         os.replace(tmp, self.path(f'{stage}_state.pt'))
         if not checkpoint:
             return
-        if CHECKPOINT_KIND[stage] == 'hybrid' and model.ann_calibration is None:
+        if stage == 'hybrid' and model.ann_calibration is None:
             # training inputs for int8 ANN calibration travel with the hybrid
             model.ann_calibration = self.train_set.calibration_inputs(pool=self.train_pool)
         tmp = self.path(f'{stage}.pt.tmp')
-        save_checkpoint(tmp, model, self.model_config, CHECKPOINT_KIND[stage],
+        save_checkpoint(tmp, model, self.model_config, stage,
                         self.train_set.geometry.to_dict(), self._metadata(stage, state))
         os.replace(tmp, self.path(f'{stage}.pt'))
 
