@@ -93,15 +93,25 @@ def test_rejects_maps_without_joint_axis():
         decode_heatmaps(torch.zeros(8, 8))
 
 
-def test_numpy_fast_path_equals_the_torch_path(monkeypatch):
+@pytest.mark.parametrize('layout', [torch.channels_last, torch.contiguous_format])
+def test_compiled_fast_path_equals_the_torch_path(monkeypatch, layout):
     generator = torch.Generator().manual_seed(3)
     maps = torch.randn(2, 13, 24, 20, generator=generator)
     maps[0, :, 5, 7] = maps[0, :, 9, 2] = 9.0        # ties: the first maximum wins
     maps[1, 3] = -1.5                                  # a flat map: the first pixel
-    maps = maps.contiguous(memory_format=torch.channels_last)
-    fast = decode_heatmaps(maps)
-    monkeypatch.setattr(decode, '_decode_finite_numpy', lambda heatmaps: None)
-    general = decode_heatmaps(maps)
-    assert torch.equal(fast.xy, general.xy) and torch.equal(fast.confidence, general.confidence)
+    maps = maps.contiguous(memory_format=layout)
+    fast, fast_one = decode_heatmaps(maps), decode_heatmaps(maps[1])
+    monkeypatch.setattr(decode, '_decode_finite_cpu', lambda heatmaps: None)
+    general, general_one = decode_heatmaps(maps), decode_heatmaps(maps[1])
+    for got, want in ((fast, general), (fast_one, general_one)):
+        assert torch.equal(got.xy, want.xy) and torch.equal(got.confidence, want.confidence)
+        assert got.xy.dtype == want.xy.dtype and got.confidence.dtype == want.confidence.dtype
     assert fast.xy[0, 0].tolist() == [7.0, 5.0] and fast.xy[1, 3].tolist() == [0.0, 0.0]
-    assert fast.xy.dtype == general.xy.dtype and fast.confidence.dtype == general.confidence.dtype
+    assert fast_one.xy.shape == (13, 2) and fast_one.confidence.shape == (13,)
+
+
+def test_compiled_fast_path_gives_way_to_the_torch_path_on_nonfinite_values():
+    maps = torch.zeros(13, 8, 8)
+    maps[4, 2, 3] = float('inf')
+    assert decode._decode_finite_cpu(maps) is None
+    assert decode._decode_finite_cpu(torch.zeros(13, 8, 8)) is not None

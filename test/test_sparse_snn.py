@@ -59,14 +59,18 @@ def test_sparse_step_equals_dense_over_several_steps(height, width, dense_above)
     with torch.inference_mode():
         for step in range(4):
             frame = sparse_frame(height, width, seed=step)
-            expected, dense_state, expected_spikes = dense.step(frame, dense_state)
-            actual, sparse_state, actual_spikes = sparse.step(frame, sparse_state)
+            expected, dense_state, expected_activity = dense.step(frame, dense_state)
+            actual, sparse_state, actual_activity = sparse.step(frame, sparse_state)
             torch.testing.assert_close(actual, expected, atol=1e-4, rtol=0)
             for e, a in zip(dense_state, sparse_state):
                 torch.testing.assert_close(a, e, atol=1e-4, rtol=0)
-            for e, a in zip(expected_spikes, actual_spikes):
-                assert torch.equal(a, e)
-            fired += float(sum(s.sum() for s in expected_spikes))
+            for name, spikes in expected_activity.spikes.items():
+                assert torch.equal(actual_activity.spikes[name], spikes)
+            # the sparse step's rates come from the spikes it listed, the dense one's from the maps
+            assert actual_activity.spike_counts is not None
+            assert actual_activity.firing_rates() == pytest.approx(
+                expected_activity.firing_rates(), abs=1e-7)
+            fired += float(sum(s.sum() for s in expected_activity.spikes.values()))
     assert fired > 100   # the comparison covers real spikes, not an all-silent network
 
 
@@ -125,13 +129,13 @@ def test_a_dense_layer_splits_the_compiled_step(monkeypatch, dense_above, calls)
         for step in range(3):
             frame = sparse_frame(24, 40, seed=step, density=0.1)
             recorded.clear()
-            out, state, spikes = sparse.step(frame, state)
+            out, state, activity = sparse.step(frame, state)
             assert recorded == calls
-            expected, dense_state, expected_spikes = snn.step(frame, dense_state)
+            expected, dense_state, _ = snn.step(frame, dense_state)
             torch.testing.assert_close(out, expected, rtol=0, atol=1e-4)
             for got, want in zip(state, dense_state):
                 torch.testing.assert_close(got, want, rtol=0, atol=1e-4)
-    assert sum(float(s.sum()) for s in spikes) > 0
+    assert sum(float(s.sum()) for s in activity.spikes.values()) > 0
 
 
 def test_layers_with_more_spikes_than_the_frame_has_pixels():
@@ -141,12 +145,14 @@ def test_layers_with_more_spikes_than_the_frame_has_pixels():
     membranes = [torch.full(shape, 3.0) for shape in dense.membrane_shapes(1, 16, 16)]
     frame = sparse_frame(16, 16, seed=0, density=0.5)
     with torch.inference_mode():
-        expected, _, expected_spikes = dense.step(frame, membranes)
-        actual, _, spikes = sparse.step(frame, membranes)
-    assert spikes[0].sum() > frame.numel()   # more spikes in a layer than frame entries
+        expected, _, expected_activity = dense.step(frame, membranes)
+        actual, _, activity = sparse.step(frame, membranes)
+    spikes = activity.spikes
+    assert spikes['static_conv'].sum() > frame.numel()   # more spikes than frame entries
     torch.testing.assert_close(actual, expected, rtol=0, atol=1e-4)
-    for got, want in zip(spikes, expected_spikes):
-        assert torch.equal(got, want)
+    for name, want in expected_activity.spikes.items():
+        assert torch.equal(spikes[name], want)
+    assert activity.firing_rates() == pytest.approx(expected_activity.firing_rates(), abs=1e-7)
 
 
 def test_bundled_weights_give_the_same_poses_on_events():

@@ -14,11 +14,13 @@ Gaussians with peak 1 on a zero background, so the peak height estimates how sur
 NaN coordinates and confidence 0: a non-finite network output never produces a pose.
 
 On the CPU the integer decode of all-finite maps (the node's case, once per SNN step) takes
-a numpy fast path, 0.03 instead of 0.27 ms for 13 maps of 64x64; it returns the same values
-(ties included: both take the first maximum).
+a compiled fast path: one pass over the maps in their memory order (the SNN's heatmaps are
+channels-last), 0.02 instead of 0.27 ms for 13 maps of 64x64; it returns the same values (ties
+included: both take the first maximum in row-major order).
 """
 from typing import NamedTuple
 
+import numba
 import numpy as np
 import torch
 
@@ -49,7 +51,7 @@ def decode_heatmaps(heatmaps: torch.Tensor, subpixel: bool = False) -> JointEsti
     if heatmaps.dim() < 3:
         raise ValueError(f'heatmaps must be [..., J, H, W], got {tuple(heatmaps.shape)}')
     if not subpixel and heatmaps.device.type == 'cpu':
-        fast = _decode_finite_numpy(heatmaps)
+        fast = _decode_finite_cpu(heatmaps)
         if fast is not None:
             return fast
     maps = heatmaps.detach().float().contiguous()   # channels-last input: one copy, fast scans
@@ -78,16 +80,39 @@ def decode_heatmaps(heatmaps: torch.Tensor, subpixel: bool = False) -> JointEsti
     return JointEstimates(xy, confidence)
 
 
-def _decode_finite_numpy(heatmaps: torch.Tensor) -> JointEstimates | None:
-    """Integer decode of CPU heatmaps with numpy; None if any value is NaN or infinite."""
+def _decode_finite_cpu(heatmaps: torch.Tensor) -> JointEstimates | None:
+    """Integer decode of CPU heatmaps in one compiled pass; None if any value is not finite."""
     maps = heatmaps.detach().float().numpy()
-    width = maps.shape[-1]
-    flat = np.ascontiguousarray(maps).reshape(*maps.shape[:-2], -1)
-    if not np.isfinite(flat.sum(axis=-1)).all():   # a finite sum means finite values
+    *leading, joints, height, width = maps.shape
+    index, peak, finite = _first_peaks(maps.reshape(-1, joints, height, width))
+    if not finite:
         return None
-    index = flat.argmax(axis=-1)
-    peak = np.take_along_axis(flat, index[..., None], axis=-1)[..., 0]
     row, col = np.divmod(index, width)
-    xy = np.stack((col, row), axis=-1).astype(np.float32)
-    confidence = np.clip(peak, 0.0, 1.0).astype(np.float32)
+    xy = np.stack((col, row), axis=-1).astype(np.float32).reshape(*leading, joints, 2)
+    confidence = np.clip(peak, 0.0, 1.0).reshape(*leading, joints)
     return JointEstimates(torch.from_numpy(xy), torch.from_numpy(confidence))
+
+
+@numba.njit(cache=True, nogil=True)
+def _first_peaks(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """
+    Row-major index and value of the first maximum of each ``maps[n, j]`` ``[N, J, H, W]``.
+
+    Returns ``(index [N, J], peak [N, J], finite)``; stops with ``finite`` False at the first NaN
+    or infinity. Pixels are the outer loops and joints the inner one, the memory order of
+    channels-last maps.
+    """
+    count, joints, height, width = maps.shape
+    index = np.zeros((count, joints), dtype=np.int64)
+    peak = np.full((count, joints), -np.inf, dtype=np.float32)
+    for n in range(count):
+        for row in range(height):
+            for col in range(width):
+                for joint in range(joints):
+                    value = maps[n, joint, row, col]
+                    if not np.isfinite(value):
+                        return index, peak, False
+                    if value > peak[n, joint]:
+                        peak[n, joint] = value
+                        index[n, joint] = row * width + col
+    return index, peak, True

@@ -19,7 +19,7 @@ from typing import Any, Callable
 from hybrid_pose_ros.model.ann import AnnUNet, xavier_init_convs
 from hybrid_pose_ros.model.config import ModelConfig
 from hybrid_pose_ros.model.lif import lif_charge
-from hybrid_pose_ros.model.snn import SNN_LAYERS, SpikingUNet
+from hybrid_pose_ros.model.snn import SNN_LAYERS, SpikingUNet, StepActivity
 import numpy as np
 import torch
 from torch import nn
@@ -57,17 +57,6 @@ class WindowState:
     membranes: tuple[torch.Tensor, ...]
     heatmap: torch.Tensor
     steps_taken: int = 0
-
-
-@dataclass(frozen=True)
-class StepActivity:
-    """The spike maps of one step, by layer name, for energy accounting and diagnostics."""
-
-    spikes: dict[str, torch.Tensor]
-
-    def firing_rates(self) -> dict[str, float]:
-        """Mean fraction of neurons that fired in each layer (spikes / (B*C*H*W))."""
-        return {name: float(s.detach().mean()) for name, s in self.spikes.items()}
 
 
 class StateInitializer(nn.Sequential):
@@ -187,10 +176,10 @@ class HybridPoseNet(nn.Module):
     def step(self, state: WindowState, frame: torch.Tensor
              ) -> tuple[torch.Tensor, WindowState, StepActivity]:
         """One SNN step on ``frame [B, snn_in_channels, H, W]``: ``H <- decay * H + delta``."""
-        delta, membranes, spikes = self.snn.step(frame, list(state.membranes))
+        delta, membranes, activity = self.snn.step(frame, list(state.membranes))
         heatmap = torch.add(delta, state.heatmap, alpha=self.config.output_decay)
         new_state = WindowState(tuple(membranes), heatmap, state.steps_taken + 1)
-        return heatmap, new_state, StepActivity(dict(zip(SNN_LAYERS, spikes)))
+        return heatmap, new_state, activity
 
     def forward_window(self, ann_input: torch.Tensor, frames: torch.Tensor,
                        keep_activity: bool = False) -> dict[str, Any]:
@@ -234,10 +223,10 @@ class PureSNN(nn.Module):
     def step(self, state: WindowState, frame: torch.Tensor
              ) -> tuple[torch.Tensor, WindowState, StepActivity]:
         """One SNN step; the readout membrane is the heatmap."""
-        current, membranes, spikes = self.snn.step(frame, list(state.membranes))
+        current, membranes, activity = self.snn.step(frame, list(state.membranes))
         heatmap = lif_charge(state.heatmap, current, self.config.pure_snn_tau)
         new_state = WindowState(tuple(membranes), heatmap, state.steps_taken + 1)
-        return heatmap, new_state, StepActivity(dict(zip(SNN_LAYERS, spikes)))
+        return heatmap, new_state, activity
 
     def forward_window(self, frames: torch.Tensor,
                        keep_activity: bool = False) -> dict[str, Any]:

@@ -28,6 +28,7 @@ import copy
 import itertools
 
 from hybrid_pose_ros.model.ann import AnnOutput, AnnUNet
+from hybrid_pose_ros.model.decode import decode_heatmaps
 from hybrid_pose_ros.model.openvino_init import (
     default_cache_dir, INT8_NEEDS_CALIBRATION, INT8_NEEDS_NNCF, nncf_available,
     openvino_available, OpenVinoWindowInit)
@@ -234,10 +235,10 @@ def to_channels_last(tensor: torch.Tensor) -> torch.Tensor:
 @torch.inference_mode()
 def warm_up(model: nn.Module) -> None:
     """
-    Run one window initialisation and one SNN step of a hybrid model on zeros.
+    Run one window initialisation, one SNN step and one heatmap decode of a hybrid model on zeros.
 
-    The first call of every conv primitive (oneDNN) and of the sparse kernels (Numba cache load)
-    is slow; a node does it at startup, not at its first bin.
+    The first call of every conv primitive (oneDNN) and of the compiled kernels (Numba cache
+    load) is slow; a node does it at startup, not at its first bin.
     """
     config = model.config
     device = model_device(model)
@@ -246,4 +247,5 @@ def warm_up(model: nn.Module) -> None:
     frame = torch.zeros(1, config.snn_in_channels, config.input_height, config.input_width,
                         device=device)
     state, _ = model.init_window(to_channels_last(ann_input))
-    model.step(state, frame)
+    heatmap, _, _ = model.step(state, frame)
+    decode_heatmaps(heatmap[0])

@@ -19,6 +19,8 @@ LIF layers are passed in and returned explicitly (:data:`SNN_LAYERS` order)::
 hybrid head is a bare 1x1 conv (the heatmap delta); the pure-SNN head adds BatchNorm(J).
 Paper sizes: 4,410,112 parameters (hybrid head), 4,410,138 (pure-SNN head), 24.02 GMAC dense.
 """
+from dataclasses import dataclass
+
 from hybrid_pose_ros.model.ann import xavier_init_convs
 from hybrid_pose_ros.model.config import ModelConfig
 from hybrid_pose_ros.model.lif import lif_step
@@ -31,6 +33,25 @@ SNN_LAYERS = ('static_conv', 'down1', 'down2', 'down3', 'res_conv1', 'res_conv2'
 """The nine LIF layers in step order (official state names v_in, v_1, ..., v_8)."""
 
 Membranes = list[torch.Tensor]
+
+
+@dataclass(frozen=True)
+class StepActivity:
+    """
+    The spike maps of one step, by layer name, for energy accounting and diagnostics.
+
+    ``spike_counts``: the spikes per layer, where the step counted them anyway (the event-driven
+    step lists its spikes); otherwise :meth:`firing_rates` counts them in the maps.
+    """
+
+    spikes: dict[str, torch.Tensor]
+    spike_counts: dict[str, int] | None = None
+
+    def firing_rates(self) -> dict[str, float]:
+        """Mean fraction of neurons that fired in each layer (spikes / (B*C*H*W))."""
+        if self.spike_counts is not None:
+            return {name: self.spike_counts[name] / s.numel() for name, s in self.spikes.items()}
+        return {name: float(s.detach().mean()) for name, s in self.spikes.items()}
 
 
 def upsample2x(x: torch.Tensor) -> torch.Tensor:
@@ -105,12 +126,12 @@ class SpikingUNet(MembraneLayout, nn.Module):
         xavier_init_convs(self)
 
     def step(self, frame: torch.Tensor, membranes: Membranes
-             ) -> tuple[torch.Tensor, Membranes, tuple[torch.Tensor, ...]]:
+             ) -> tuple[torch.Tensor, Membranes, StepActivity]:
         """
         Run one time step on an event-count frame ``[B, snn_in_channels, H, W]``.
 
         ``membranes`` are the nine potentials before this step's charge. Returns the head output
-        ``[B, J, H, W]``, the nine post-reset membranes and the nine spike maps.
+        ``[B, J, H, W]``, the nine post-reset membranes and the step's spike maps.
         """
         if len(membranes) != len(SNN_LAYERS):
             raise ValueError(f'expected {len(SNN_LAYERS)} membranes, got {len(membranes)}')
@@ -133,4 +154,5 @@ class SpikingUNet(MembraneLayout, nn.Module):
         u2 = fire(self.up2(upsample2x(torch.cat((u1, x2), dim=1))))
         u3 = fire(self.up3(upsample2x(torch.cat((u2, x1), dim=1))))
         out = self.head(torch.cat((u3, x_in), dim=1))
-        return out, new_membranes, (x_in, x1, x2, x3, mid, r1, u1, u2, u3)
+        return out, new_membranes, StepActivity(
+            dict(zip(SNN_LAYERS, (x_in, x1, x2, x3, mid, r1, u1, u2, u3))))

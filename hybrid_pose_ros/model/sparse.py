@@ -43,7 +43,7 @@ from typing import Any, Callable
 
 from hybrid_pose_ros.model.packed import PackedConv2d
 from hybrid_pose_ros.model.snn import (
-    MembraneLayout, Membranes, SNN_LAYERS, SpikingUNet, upsample2x)
+    MembraneLayout, Membranes, SNN_LAYERS, SpikingUNet, StepActivity, upsample2x)
 import numba
 import numpy as np
 import torch
@@ -686,12 +686,12 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
 
     @torch.inference_mode()
     def step(self, frame: torch.Tensor, membranes: Membranes
-             ) -> tuple[torch.Tensor, Membranes, tuple[torch.Tensor, ...]]:
+             ) -> tuple[torch.Tensor, Membranes, StepActivity]:
         """
         Run one event-driven step on ``frame [1, C, H, W]``; see :meth:`SpikingUNet.step`.
 
-        Returns the head output ``[1, J, H, W]``, the nine new membranes and the nine spike maps
-        (channels-last tensors sharing memory with the step's arrays).
+        Returns the head output ``[1, J, H, W]``, the nine new membranes and the spike maps
+        (channels-last tensors sharing memory with the step's arrays) with their spike counts.
         """
         if len(membranes) != len(SNN_LAYERS):
             raise ValueError(f'expected {len(SNN_LAYERS)} membranes, got {len(membranes)}')
@@ -744,7 +744,9 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
                                        spikes[dense_layer], actives[dense_layer],
                                        self.charge_weight, threshold)
             start = dense_layer + 1
-        return (_nchw(out), [_nchw(v) for v in v_out], tuple(_nchw(s) for s in spikes))
+        activity = StepActivity({name: _nchw(s) for name, s in zip(SNN_LAYERS, spikes)},
+                                dict(zip(SNN_LAYERS, counts[:len(SNN_LAYERS)].tolist())))
+        return _nchw(out), [_nchw(v) for v in v_out], activity
 
 
 def use_sparse_snn(model: nn.Module, dense_above: float | dict[str, float] | None = None
