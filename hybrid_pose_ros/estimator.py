@@ -13,7 +13,6 @@ same timing rules, defined here once:
 * State is never carried across windows: every window is re-initialised by the ANN.
 """
 from dataclasses import dataclass
-from typing import Callable
 
 from hybrid_pose_ros.events.binning import CompletedBin, EventBinner, split_into_bins
 from hybrid_pose_ros.events.representations import count_frame, stacked_histogram
@@ -108,29 +107,10 @@ class HybridEstimator:
             return None
         return self._window_start_us + self._state.steps_taken * self.config.bin_us
 
-    @property
-    def steps_left(self) -> int:
-        """Return how many steps the current window still takes (0 outside a window)."""
-        return 0 if self._state is None else self.config.steps_per_window - self._state.steps_taken
-
     def end_window(self) -> None:
         """Drop the current window (time jump, gap or dropped bins): no step until the next."""
         self._state = None
         self._window_start_us = None
-
-    def detach_window(self) -> 'HybridEstimator':
-        """
-        Move the current window into a new estimator (same model and geometry) and end it here.
-
-        The two share no state, so the detached window can step its last bins in another thread
-        while this estimator begins the next window.
-        """
-        if self._state is None:
-            raise RuntimeError('detach_window() called outside a window')
-        detached = HybridEstimator(self.model, self.geometry, self.device, self.subpixel)
-        detached.begin_window(self._state, self._window_start_us)
-        self.end_window()
-        return detached
 
     @torch.inference_mode()
     def step(self, bin_events: np.ndarray, end_us: int) -> PoseStep:
@@ -225,7 +205,6 @@ class StreamCounters:
     warmup_bins: int = 0
     bins_outside_window: int = 0
     windows_broken: int = 0
-    windows_finished_aside: int = 0
 
 
 class StreamingRunner:
@@ -297,29 +276,6 @@ class StreamingRunner:
             return None
         self.counters.steps += 1
         return estimator.step(task.bin.events, task.bin.end_us)
-
-    def finish_window_aside(self, tasks: list[BinTask]) -> Callable[[], list[PoseStep]] | None:
-        """
-        Hand the current window's remaining ``tasks`` to a detached estimator; return its work.
-
-        ``tasks`` must be the next bins of the current window, in order, without gaps, resets or
-        a window start (else None and nothing changes). The returned function steps them (call
-        it in any thread, once) and gives their poses; this runner goes on as if they had been
-        stepped, with no current window, so the next window can begin while they are stepped.
-        """
-        estimator = self.estimator
-        expected = estimator.next_bin_start_us
-        if not tasks or expected is None or len(tasks) > estimator.steps_left:
-            return None
-        for task in tasks:
-            if (task.history is not None or task.bin.gap_before or task.bin.reset_before
-                    or task.bin.start_us != expected):
-                return None
-            expected = task.bin.end_us
-        detached = estimator.detach_window()
-        self.counters.steps += len(tasks)
-        self.counters.windows_finished_aside += 1
-        return lambda: [detached.step(task.bin.events, task.bin.end_us) for task in tasks]
 
     def push(self, events: np.ndarray) -> list[PoseStep]:
         """Bin and step synchronously; return the poses of the bins this message completed."""

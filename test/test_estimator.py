@@ -71,25 +71,3 @@ def test_the_bin_before_a_window_start_carries_that_windows_ann_events(estimator
         np.testing.assert_array_equal(early[start], history)   # known one bin earlier
         assert len(history) == CONFIG.ann_events and history['t'].max() < start
     assert all(t.next_history is None for t in tasks if t.bin.end_us % CONFIG.window_us)
-
-
-def test_a_window_finished_aside_gives_the_same_poses_and_refuses_what_does_not_continue_it(
-        estimator):
-    events = moving_blob_events()
-    runner = StreamingRunner(estimator)
-    tasks = [task for m in split_messages(events, 10_000) for task in runner.tasks(m)]
-    first = next(i for i, task in enumerate(tasks) if task.history is not None)
-    streamed = [runner.run_task(task) for task in tasks[:first + 7]]
-    last_bins = tasks[first + 7:first + 10]
-    # not the next bin, a gap, a window start, more bins than the window has left: refused
-    for refused in (last_bins[1:], [last_bins[0], last_bins[2]], tasks[first + 7:first + 11],
-                    [tasks[first + 10]]):
-        assert runner.finish_window_aside(refused) is None
-    assert runner.estimator.steps_left == 3
-    step_aside = runner.finish_window_aside(last_bins)
-    assert not runner.estimator.in_window   # the next window can begin before they are stepped
-    later = [runner.run_task(task) for task in tasks[first + 10:]]
-    poses = [pose for pose in streamed + step_aside() + later if pose is not None]
-    assert_same_poses(poses, run_offline(estimator, events))
-    assert runner.counters.windows_finished_aside == 1
-    assert runner.counters.steps == len(poses)

@@ -6,10 +6,7 @@ The node is created in this process and its callbacks are called directly (no ex
 every counter and reason can be checked exactly; test_reliability_node.py runs the same cases
 over DDS with the node in its own process.
 """
-import threading
-
-from helpers.streams import (
-    moving_blob_events, offline_reference, seeded_model, small_checkpoint, split_messages)
+from helpers.streams import moving_blob_events, seeded_model, small_checkpoint, split_messages
 from hybrid_pose_ros.events.binning import MAX_STAMP_US, screen_events
 from hybrid_pose_ros.events.event_array import EVENT_DTYPE, make_events
 from hybrid_pose_ros.model.checkpoint import save_checkpoint
@@ -326,61 +323,3 @@ def test_markers_follow_the_poses_and_a_failing_one_is_counted(make_node, monkey
     assert node.stats['step_errors'] == 1
     assert "publishing skeleton markers failed: ValueError('bad marker')" in node.last_error
     assert not node.due_markers
-
-
-def grid_messages(events, period_us=33_333):
-    """Cut events every ``period_us`` from a multiple of 100 ms, as the sample bag is cut."""
-    start = int(events['t'][0]) // 100_000 * 100_000
-    edges = np.arange(start, int(events['t'][-1]) + period_us, period_us)
-    bounds = np.searchsorted(events['t'], edges)
-    return [events[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-
-
-def recording_publish(node):
-    """Record the ``(end_us, xy)`` of every pose the node publishes, in order."""
-    published = []
-    original = node._publish
-
-    def publish(pose, task, received):
-        published.append((pose.end_us, pose.xy))
-        original(pose, task, received)
-    node._publish = publish
-    return published
-
-
-def test_window_ends_stepped_aside_give_the_offline_poses_in_order(make_node, tmp_path):
-    events = moving_blob_events()
-    node = make_node()
-    published = recording_publish(node)
-    feed(node, [packet(m) for m in grid_messages(events)])
-    # every window start came in the message that ends the previous window
-    assert node.runner.counters.windows_finished_aside == node.runner.counters.windows - 1 > 0
-    reference = offline_reference(tmp_path / 'model.pt', events)
-    assert [end_us for end_us, _ in published] == [step.end_us for step in reference]
-    for (_, xy), step in zip(published, reference):
-        np.testing.assert_allclose(xy, step.xy, atol=1e-6)
-    assert node.stats['step_errors'] == 0 and node.stats['poses'] == len(reference)
-
-
-def test_a_failing_step_aside_is_counted_and_the_new_window_runs(make_node, monkeypatch):
-    from hybrid_pose_ros.model.hybrid import HybridPoseNet
-    node = make_node()
-    published = recording_publish(node)
-    original = HybridPoseNet.step
-    failed = []
-
-    def failing_aside(self, *args, **kwargs):
-        if threading.current_thread().name.startswith('snn') and not failed:
-            failed.append(1)
-            raise RuntimeError('boom aside')
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(HybridPoseNet, 'step', failing_aside)
-    feed(node, [packet(m) for m in grid_messages(moving_blob_events())])
-    assert failed and node.stats['step_errors'] == 1
-    assert node.last_error.startswith('model step for the last bins of a window failed: '
-                                      "RuntimeError('boom aside')")
-    # only the failed window's last bin is missing; the windows after it run in full
-    assert len(published) == node.runner.counters.steps - 1
-    stamps = [end_us for end_us, _ in published]
-    assert stamps == sorted(stamps)

@@ -186,8 +186,7 @@ def model_device(model: nn.Module) -> torch.device:
 def prepare_for_inference(model: nn.Module, threads: int | None = None,
                           channels_last: bool = True, snn_backend: str = 'dense',
                           ann_precision: str = 'float32', pack_convs: bool = True,
-                          ann_runtime: str = 'torch', ann_threads: int | None = None
-                          ) -> nn.Module:
+                          ann_runtime: str = 'torch') -> nn.Module:
     """
     Fold BatchNorm, switch to eval, drop gradients and optionally set the thread count.
 
@@ -196,10 +195,10 @@ def prepare_for_inference(model: nn.Module, threads: int | None = None,
     (:data:`ANN_PRECISIONS`, resolved by :func:`resolve_ann_precision`) sets the arithmetic of a
     hybrid's ANN (:class:`ReducedPrecisionAnn` for ``bfloat16``). ``ann_runtime``
     (:data:`ANN_RUNTIMES`) chooses what runs a hybrid's window initialisation
-    (:func:`with_ann_runtime`, with ``ann_threads`` threads, else ``threads``, else 1). With
-    ``pack_convs`` every remaining torch conv (ANN, initialisers, dense SNN) keeps a weight
-    prepacked for oneDNN, with the following LeakyReLU fused
-    (:mod:`hybrid_pose_ros.model.packed`), where the device allows it.
+    (:func:`with_ann_runtime`, with ``threads`` threads, 1 if None). With ``pack_convs`` every
+    remaining torch conv (ANN, initialisers, dense SNN) keeps a weight prepacked for oneDNN, with
+    the following LeakyReLU fused (:mod:`hybrid_pose_ros.model.packed`), where the device allows
+    it.
 
     With ``channels_last`` the conv weights use the NHWC layout, which oneDNN runs much faster on
     CPU for the small channel counts of the ``cpu`` preset; feed inputs through
@@ -216,7 +215,7 @@ def prepare_for_inference(model: nn.Module, threads: int | None = None,
     prepared = fold_batchnorm(model)
     for parameter in prepared.parameters():
         parameter.requires_grad_(False)
-    with_ann_runtime(prepared, ann_runtime, ann_precision, ann_threads or threads or 1)
+    with_ann_runtime(prepared, ann_runtime, ann_precision, threads or 1)
     if channels_last:
         prepared = prepared.to(memory_format=torch.channels_last)
     if snn_backend == 'sparse':

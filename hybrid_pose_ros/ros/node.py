@@ -6,19 +6,16 @@ as the stream passes a window start (the bin ending there is complete) it builds
 the 7500 preceding events and starts the ANN (``ann_runtime``: OpenVINO on its own thread, which
 never waits for the GIL, or torch in the ANN worker thread), so the ANN runs while the window's
 first bin is still filling, and it queues each completed bin. Right after each message the same
-callback steps the SNN through the queued bins (at the SNN rate, one step per completed 10 ms bin),
-waiting for the ANN state only at the bin it was computed for; stepping in the callback saves the
-wake-up of a polling timer. Where one message completes the last bins of a window and the next
-window's first bins, as a 33 ms driver's messages do, those last bins wait until the new window's
-ANN is done (it has both cores meanwhile, ``ann_threads``) and are then stepped in the SNN thread
-beside the new window's first bin; their poses are published first. Markers due in that time
-(``marker_rate_hz``) follow once the queue is empty, so visualisation never delays a pose. All
-callbacks share one single-threaded executor: rclpy's multi-threaded executor cost so much Python
-time on two cores that the node fell behind (448 of 448 sample-bag poses with one executor thread
-against 63 with four, p50 latency 19 ms against 200 ms); OpenVINO, the torch ops of the ANN thread
-and the sparse SNN kernels release the GIL. The published poses equal
-:func:`hybrid_pose_ros.estimator.run_offline` on the same events at any replay speed (with reliable
-delivery). No pose is published for bins outside an initialised window.
+callback steps the SNN through the queued bins (at the SNN rate, one step per completed 10 ms
+bin), waiting for the ANN state only at the bin it was computed for; stepping in the callback
+saves the wake-up of a polling timer. Skeleton markers due in that time (``marker_rate_hz``)
+follow once the queue is empty, so visualisation never delays a pose. All callbacks share one
+single-threaded executor: rclpy's multi-threaded executor cost so much Python time on two cores
+that the node fell behind (448 of 448 sample-bag poses with one executor thread against 63 with
+four, p50 latency 19 ms against 200 ms); OpenVINO, the torch ops of the ANN thread and the sparse
+SNN kernels release the GIL. The published poses equal
+:func:`hybrid_pose_ros.estimator.run_offline` on the same events at any replay speed (with
+reliable delivery). No pose is published for bins outside an initialised window.
 
 Reliability policies; every counter named here is a value in ``/diagnostics``, whose level is
 WARN while a drop counter grew since the previous status and ERROR while an error counter
@@ -67,18 +64,16 @@ WARN while a drop counter grew since the previous status and ERROR while an erro
 """
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-import itertools
 import os
 import pathlib
 import sys
 import threading
 import time
 import traceback
-from typing import Callable, NamedTuple
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseArray
-from hybrid_pose_ros.estimator import BinTask, HybridEstimator, PoseStep, StreamingRunner
+from hybrid_pose_ros.estimator import BinTask, HybridEstimator, StreamingRunner
 from hybrid_pose_ros.events.binning import EventBinner, screen_events
 from hybrid_pose_ros.events.sensor import SensorGeometry
 from hybrid_pose_ros.model.checkpoint import CheckpointError, load_checkpoint
@@ -109,9 +104,9 @@ import torch
 from visualization_msgs.msg import MarkerArray
 
 DEFAULT_CHECKPOINT = 'hybrid_cpu.pt'
-STARTUP_ONLY = {'checkpoint', 'device', 'threads', 'ann_threads', 'snn_backend', 'ann_precision',
-                'ann_runtime', 'input_type', 'packet_encoding', 'events_topic', 'qos_depth',
-                'qos_reliability', 'bin_us', 'sensor_width', 'sensor_height'}
+STARTUP_ONLY = {'checkpoint', 'device', 'threads', 'snn_backend', 'ann_precision', 'ann_runtime',
+                'input_type', 'packet_encoding', 'events_topic', 'qos_depth', 'qos_reliability',
+                'bin_us', 'sensor_width', 'sensor_height'}
 SIZE_CONFIRM_MESSAGES = 10
 MAX_QUEUED_EVENTS = 4_000_000
 IDLE_AFTER_S = 2.0
@@ -122,14 +117,6 @@ DROP_COUNTERS = ('decode_errors', 'messages_lost', 'size_dropped', 'events_out_o
                  'events_time_outliers', 'bins_dropped', 'nonfinite_joints',
                  'binner_late_dropped', 'binner_reset_dropped', 'binner_overflow_dropped')
 ERROR_COUNTERS = ('step_errors', 'message_errors')
-
-
-class WindowEnd(NamedTuple):
-    """The last bins of a window stepped in the SNN thread: tasks, arrival times, poses."""
-
-    tasks: list[BinTask]
-    received: list[float]
-    poses: list[PoseStep]
 
 
 class StartupError(RuntimeError):
@@ -179,7 +166,6 @@ class HybridPoseNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__('hybrid_pose_node', **kwargs)
         self.ann_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix='ann')
-        self.snn_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix='snn')
         self.bridge = _cv_bridge()
         self.params = self._declare_and_validate()
         self.device = select_device(self.params['device'], self.get_logger())
@@ -190,8 +176,7 @@ class HybridPoseNode(Node):
         self.model = prepare_for_inference(self.checkpoint.model.to(self.device),
                                            self.params['threads'], snn_backend=self.snn_backend,
                                            ann_precision=self.ann_precision,
-                                           ann_runtime=self.ann_runtime,
-                                           ann_threads=self.params['ann_threads'])
+                                           ann_runtime=self.ann_runtime)
         warm_up(self.model)
         self.runner: StreamingRunner | None = None
         self.geometry: SensorGeometry | None = None
@@ -506,77 +491,28 @@ class HybridPoseNode(Node):
                    dropped)
 
     def _step_queued_bins(self) -> None:
-        """
-        Step every queued bin and publish its pose; then the skeleton markers that came due.
-
-        When the last bins of a window wait in front of the next window's first bin, they are
-        stepped in the SNN thread beside that bin, once the new window's ANN, which has the
-        cores to itself meanwhile, is done; their poses are still published first.
-        """
-        pending: Callable[[], WindowEnd] | None = None
-        aside: Future | None = None
+        """Step every queued bin and publish its pose; then the skeleton markers that came due."""
         while True:
             with self.lock:
                 if not self.queue:
                     break
-                if pending is None and aside is None:
-                    pending = self._take_window_end()
                 task, future, received = self.queue.popleft()
                 self.queued_events -= len(task.bin.events)
                 runner = self.runner
             try:
                 state = future.result() if future is not None else None
-                if pending is not None:
-                    aside, pending = self.snn_pool.submit(pending), None
                 pose = runner.run_task(task, state)
-                aside, stepped_aside = None, aside
-                if stepped_aside is not None:
-                    self._publish_aside(stepped_aside)
                 if pose is not None:
-                    self._publish(pose, task, received)
+                    self._publish(pose, task)
+                    self.latencies_ms.append((time.monotonic() - received) * 1e3)
             except Exception as error:  # noqa: B902 - a failed step must not stop the node
-                self._step_failed(f'the bin ending at {task.bin.end_us} us', error)
+                self.stats['step_errors'] += 1
+                self.last_error = (f'model step for the bin ending at {task.bin.end_us} us '
+                                   f'failed: {error!r}; the window ends')
+                self.get_logger().error(self.last_error + '\n' + traceback.format_exc(),
+                                        throttle_duration_sec=LOG_THROTTLE_S)
                 runner.estimator.end_window()
-        if pending is not None:
-            aside = self.snn_pool.submit(pending)
-        if aside is not None:
-            self._publish_aside(aside)
         self._publish_due_markers()
-
-    def _take_window_end(self) -> Callable[[], WindowEnd] | None:
-        """
-        Take the current window's last bins out of the queue where a window start follows them.
-
-        Returns the work that steps them (for the SNN thread), or None (with the lock).
-        """
-        starts = [i for i, (task, _, _) in enumerate(self.queue) if task.history is not None]
-        if not starts or starts[0] == 0:
-            return None
-        entries = list(itertools.islice(self.queue, starts[0]))
-        tasks = [task for task, _, _ in entries]
-        stepper = self.runner.finish_window_aside(tasks)
-        if stepper is None:
-            return None
-        for _ in entries:
-            self.queue.popleft()
-        self.queued_events -= sum(len(task.bin.events) for task in tasks)
-        return lambda: WindowEnd(tasks, [received for _, _, received in entries], stepper())
-
-    def _publish_aside(self, aside: Future) -> None:
-        """Publish the poses of a window's last bins stepped aside, in order."""
-        try:
-            end = aside.result()
-            for task, received, pose in zip(end.tasks, end.received, end.poses):
-                self._publish(pose, task, received)
-        except Exception as error:  # noqa: B902 - a failed step must not stop the node
-            self._step_failed('the last bins of a window', error)
-
-    def _step_failed(self, what: str, error: Exception) -> None:
-        """Count and log a failed model step of ``what`` (its window ends)."""
-        self.stats['step_errors'] += 1
-        self.last_error = f'model step for {what} failed: {error!r}; the window ends'
-        self.get_logger().error(self.last_error + '\n' + traceback.format_exc(),
-                                throttle_duration_sec=LOG_THROTTLE_S)
 
     def _publish_due_markers(self) -> None:
         """Publish the markers of the poses due for them, after the poses (never delaying one)."""
@@ -593,8 +529,7 @@ class HybridPoseNode(Node):
         finally:
             self.due_markers.clear()
 
-    def _publish(self, pose: PoseStep, task: BinTask, received: float) -> None:
-        """Publish a pose (and its markers and debug image when due); record its latency."""
+    def _publish(self, pose, task: BinTask) -> None:
         nonfinite = int(np.count_nonzero(~(np.isfinite(pose.xy).all(axis=-1)
                                            & np.isfinite(pose.confidence))))
         if nonfinite:
@@ -611,7 +546,6 @@ class HybridPoseNode(Node):
             self.image_pub.publish(self._debug_image(header, pose, task))
         self.stats['poses'] += 1
         self.last_firing_rates = pose.firing_rates
-        self.latencies_ms.append((time.monotonic() - received) * 1e3)
 
     def _image_plane(self) -> ImagePlane:
         fx, fy, cx, cy = self.params['camera_intrinsics']
@@ -692,7 +626,6 @@ class HybridPoseNode(Node):
     def destroy_node(self) -> None:
         """Stop the ANN worker, then destroy the node."""
         self.ann_pool.shutdown(wait=False, cancel_futures=True)
-        self.snn_pool.shutdown(wait=False, cancel_futures=True)
         super().destroy_node()
 
 

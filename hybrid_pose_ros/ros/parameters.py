@@ -67,13 +67,9 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   'with the package.', _always_valid),
     ParameterSpec('device', 'cpu', "Torch device: 'cpu', 'cuda' or 'cuda:N'. If CUDA is "
                   'requested but unavailable the node logs a warning and uses the CPU.', _device),
-    ParameterSpec('threads', 1, 'Torch threads of each model thread (the SNN, and the ANN '
-                  'with ann_runtime torch, run in two threads: 1 gives each a core of a 2-core '
-                  'machine; 2 oversubscribes it and the SNN falls behind).', _at_least(1)),
-    ParameterSpec('ann_threads', 2, 'OpenVINO threads of the window initialisation (ann_runtime '
-                  'openvino). Where a window starts in the message that ends the previous one, '
-                  'the ANN runs alone before those last bins are stepped, so 2 uses both cores '
-                  'of a 2-core machine.', _at_least(1)),
+    ParameterSpec('threads', 1, 'Threads of each model thread (the ANN, in OpenVINO or torch, '
+                  'and the SNN run in two threads: 1 gives each a core of a 2-core machine; 2 '
+                  'oversubscribes it and the SNN falls behind).', _at_least(1)),
     ParameterSpec('snn_backend', 'sparse', 'SNN step: sparse (event-driven kernels, work '
                   'proportional to the spikes, CPU) or dense (torch convs). Same results; on a '
                   'CUDA device the dense path is used.', _one_of(SNN_BACKENDS)),
