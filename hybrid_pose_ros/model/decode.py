@@ -15,7 +15,7 @@ NaN coordinates and confidence 0: a non-finite network output never produces a p
 
 On the CPU the integer decode of all-finite maps (the node's case, once per SNN step) takes
 a compiled fast path: one pass over the maps in their memory order (the SNN's heatmaps are
-channels-last), 0.02 instead of 0.27 ms for 13 maps of 64x64; it returns the same values (ties
+channels-last), 0.05 instead of 0.27 ms for 13 maps of 64x64; it returns the same values (ties
 included: both take the first maximum in row-major order).
 """
 from typing import NamedTuple
