@@ -2,8 +2,8 @@
 """The benchmark command runs and its fast paths agree with the typed paths (no timing asserts)."""
 import json
 
+from hybrid_pose_ros.sample_bag import sample_bag, SAMPLE_EVENTS_TOPIC
 from hybrid_pose_ros.tools import bench
-from hybrid_pose_ros.tools.demo import EVENTS_TOPIC, sample_bag
 import numpy as np
 import pytest
 
@@ -34,7 +34,7 @@ def test_sparse_section_times_every_layer_and_checks_parity():
 def test_rechunk_recuts_the_bag_into_short_messages_without_losing_events():
     from hybrid_pose_ros.ros import codecs
     from hybrid_pose_ros.tools import bench_e2e
-    messages = bench_e2e.read_messages(sample_bag(), EVENTS_TOPIC)[:20]
+    messages = bench_e2e.read_messages(sample_bag(), SAMPLE_EVENTS_TOPIC)[:20]
     recut = bench_e2e.rechunk(messages, 10_000)
     original = [codecs.decode_event_array(raw).events for _, raw, _ in messages]
     pieces = [codecs.decode_event_array(raw).events for _, raw, _ in recut]
@@ -59,7 +59,7 @@ def test_latency_is_taken_from_the_message_that_completes_each_bin():
 @pytest.mark.ros
 def test_end_to_end_run_measures_every_pose_of_a_bag_slice():
     from hybrid_pose_ros.tools import bench_e2e
-    messages = bench_e2e.read_messages(sample_bag(), EVENTS_TOPIC)[:40]
+    messages = bench_e2e.read_messages(sample_bag(), SAMPLE_EVENTS_TOPIC)[:40]
     run = bench_e2e.run_once(messages, rate=2.0, threads=1, checkpoint=None)
     assert run['poses'] > 10 and run['bins_dropped'] == 0
     assert 0 < run['latency_p50_ms'] <= run['latency_p99_ms']

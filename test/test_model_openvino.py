@@ -13,6 +13,7 @@ from hybrid_pose_ros.model.inference import (
     native_bfloat16, prepare_for_inference, resolve_ann_precision, resolve_ann_runtime,
     to_channels_last)
 from hybrid_pose_ros.model.openvino_init import OpenVinoWindowInit
+from hybrid_pose_ros.sample_bag import sample_bag
 from hybrid_pose_ros.tools import demo
 import numpy as np
 import pytest
@@ -204,7 +205,7 @@ def test_int8_graph_is_cached_per_calibration(hybrid, tmp_path, monkeypatch):
 def test_int8_graph_keeps_the_shipped_models_accuracy_on_the_sample_bag():
     """The quantised ANN moves single joints, not the error against the bag's labels."""
     pytest.importorskip('nncf')
-    data = demo.read_bag(demo.sample_bag(), duration=None)
+    data = demo.read_bag(sample_bag(), duration=None)
     loaded = load_checkpoint(WEIGHTS)
     assert loaded.model.ann_calibration is not None   # the shipped weights are calibrated
     config = loaded.config

@@ -82,6 +82,7 @@ from hybrid_pose_ros.model.inference import (
     warm_up)
 from hybrid_pose_ros.model.openvino_init import OpenVinoWindowInit, PendingWindowInit
 from hybrid_pose_ros.ros import codecs
+from hybrid_pose_ros.ros.counters import DROP_COUNTERS, ERROR_COUNTERS
 from hybrid_pose_ros.ros.outputs import (
     EventTimeDecimator, ImagePlane, pose_array_cdr, skeleton_markers, stamp_from_us,
     visible_joints)
@@ -113,10 +114,6 @@ IDLE_AFTER_S = 2.0
 LOG_THROTTLE_S = 5.0
 AnnJob = Future | PendingWindowInit
 """A window's ANN pass under way: in the ANN thread (torch) or in OpenVINO's own thread."""
-DROP_COUNTERS = ('decode_errors', 'messages_lost', 'size_dropped', 'events_out_of_sensor',
-                 'events_time_outliers', 'bins_dropped', 'nonfinite_joints',
-                 'binner_late_dropped', 'binner_reset_dropped', 'binner_overflow_dropped')
-ERROR_COUNTERS = ('step_errors', 'message_errors')
 
 
 class StartupError(RuntimeError):

@@ -23,7 +23,7 @@ from hybrid_pose_ros.model.checkpoint import load_checkpoint
 from hybrid_pose_ros.model.config import ModelConfig
 from hybrid_pose_ros.ros import codecs
 from hybrid_pose_ros.ros.interfaces import event_typestore
-from hybrid_pose_ros.tools.demo import EVENTS_TOPIC, sample_bag
+from hybrid_pose_ros.sample_bag import sample_bag, SAMPLE_EVENTS_TOPIC
 import numpy as np
 import psutil
 from rosbags.highlevel import AnyReader
@@ -190,7 +190,7 @@ def summarise(arrivals: Sequence[tuple[float, int]], published: Sequence[tuple[f
                     f'{diagnostics.get("ann_precision", "?")}')}
 
 
-def bench_e2e(bag: pathlib.Path | None = None, topic: str = EVENTS_TOPIC, threads: int = 1,
+def bench_e2e(bag: pathlib.Path | None = None, topic: str = SAMPLE_EVENTS_TOPIC, threads: int = 1,
               checkpoint: str | None = None, rates: Sequence[float] = (1.0, 2.0, 4.0, 8.0),
               snn_backend: str = 'sparse', ann_runtime: str = 'auto',
               ann_precision: str = 'auto',

@@ -32,6 +32,7 @@ from hybrid_pose_ros.model.macs import snn_conv_specs
 from hybrid_pose_ros.model.snn import SNN_LAYERS, upsample2x
 from hybrid_pose_ros.model.sparse import median_ms, SparseSpikingUNet, SpikeList
 from hybrid_pose_ros.ros.node import default_checkpoint
+from hybrid_pose_ros.sample_bag import sample_bag
 from hybrid_pose_ros.tools import demo, model_bench
 import numpy as np
 import torch
@@ -93,7 +94,7 @@ def bench_layers(config: ModelConfig, activities: tuple[float, ...] = ACTIVITIES
 
 def sample_bag_windows(config: ModelConfig, count: int) -> Windows:
     """ANN inputs and SNN frames of the first ``count`` windows of the bundled sample bag."""
-    data = demo.read_bag(demo.sample_bag(), duration=None)
+    data = demo.read_bag(sample_bag(), duration=None)
     geometry = SensorGeometry.for_sensor(data.width, data.height, config.input_width,
                                          config.input_height)
     builder = HybridEstimator(HybridPoseNet(config), geometry)

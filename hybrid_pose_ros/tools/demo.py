@@ -42,14 +42,16 @@ from hybrid_pose_ros.estimator import HybridEstimator, PoseStep, run_offline, wi
 from hybrid_pose_ros.events.sensor import DHP19_HEIGHT, DHP19_WIDTH
 from hybrid_pose_ros.model.config import ModelConfig
 from hybrid_pose_ros.ros import codecs
+from hybrid_pose_ros.ros.counters import DROP_COUNTERS, ERROR_COUNTERS
 from hybrid_pose_ros.ros.interfaces import EVENT_ARRAY, event_typestore
+from hybrid_pose_ros.sample_bag import sample_bag, SAMPLE_EVENTS_TOPIC
 from hybrid_pose_ros.skeleton import NUM_JOINTS
 from hybrid_pose_ros.visualize import draw_skeleton, event_image
 import numpy as np
 from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import StoragePlugin, Writer
 
-EVENTS_TOPIC = '/cam3/events'
+EVENTS_TOPIC = SAMPLE_EVENTS_TOPIC
 GT_TOPIC = '/cam3/pose_gt'
 NAMESPACE = '/hybrid_pose'
 NODE_TOPICS = {  # recorded topic: (message type, rclpy module)
@@ -106,15 +108,6 @@ class Recording:
     raw: dict[str, list[tuple[float, bytes]]] = field(default_factory=dict)
     event_arrivals: list[tuple[float, int]] = field(default_factory=list)
     replay_wall_s: float = 0.0
-
-
-def sample_bag() -> pathlib.Path:
-    """Return the bundled sample bag: the source tree's ``bags/``, else the installed share."""
-    source = pathlib.Path(__file__).resolve().parents[2] / 'bags' / 'sample_bag'
-    if source.exists():
-        return source
-    from ament_index_python.packages import get_package_share_directory
-    return pathlib.Path(get_package_share_directory('hybrid_pose_ros')) / 'data' / 'sample_bag'
 
 
 def read_bag(bag: pathlib.Path, duration: float | None) -> BagSlice:
@@ -575,7 +568,6 @@ def evaluation_reference(checkpoint: str, sample_bag: bool) -> dict[str, Any] | 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the demo end to end and write the output folder."""
-    from hybrid_pose_ros.ros.node import DROP_COUNTERS, ERROR_COUNTERS   # rclpy: not for read_bag
     parser = argparse.ArgumentParser(description='hybrid_pose_ros demo: node + replayer + '
                                      'recorder over DDS, on the bundled sample bag')
     parser.add_argument('--output', default='demo_output', help='output folder')

@@ -28,9 +28,9 @@ import threading
 import time
 from typing import Any
 
-from hybrid_pose_ros.ros.node import DROP_COUNTERS, ERROR_COUNTERS
+from hybrid_pose_ros.ros.counters import DROP_COUNTERS, ERROR_COUNTERS
 from hybrid_pose_ros.ros.replay import replay
-from hybrid_pose_ros.tools.demo import EVENTS_TOPIC, sample_bag
+from hybrid_pose_ros.sample_bag import sample_bag, SAMPLE_EVENTS_TOPIC
 import numpy as np
 
 RSS_SAMPLE_PERIOD_S = 5.0
@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> None:
     """Command line entry point: run the soak, print the table, write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--bag', default=str(sample_bag()), help='bag folder (MCAP or sqlite3)')
-    parser.add_argument('--topic', default=EVENTS_TOPIC, help='events topic in the bag')
+    parser.add_argument('--topic', default=SAMPLE_EVENTS_TOPIC, help='events topic in the bag')
     parser.add_argument('--input-type', default='dvs', choices=('dvs', 'event_packet'))
     parser.add_argument('--minutes', type=float, default=10.0, help='duration (default 10)')
     parser.add_argument('--rate', type=float, default=2.0, help='replay speed (default 2x)')
