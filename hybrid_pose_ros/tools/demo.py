@@ -51,7 +51,6 @@ import numpy as np
 from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import StoragePlugin, Writer
 
-EVENTS_TOPIC = SAMPLE_EVENTS_TOPIC
 GT_TOPIC = '/cam3/pose_gt'
 NAMESPACE = '/hybrid_pose'
 NODE_TOPICS = {  # recorded topic: (message type, rclpy module)
@@ -116,7 +115,7 @@ def read_bag(bag: pathlib.Path, duration: float | None) -> BagSlice:
     typestore = event_typestore()
     size = (DHP19_WIDTH, DHP19_HEIGHT)
     with AnyReader([bag], default_typestore=typestore) as reader:
-        connections = [c for c in reader.connections if c.topic in (EVENTS_TOPIC, GT_TOPIC)]
+        connections = [c for c in reader.connections if c.topic in (SAMPLE_EVENTS_TOPIC, GT_TOPIC)]
         first_ns = None
         for connection, bag_ns, raw in reader.messages(connections=connections):
             if connection.topic == GT_TOPIC:
@@ -135,7 +134,7 @@ def read_bag(bag: pathlib.Path, duration: float | None) -> BagSlice:
             arrays.append(decoded.events)
             stamps.append(decoded.stamp_ns)
     if not messages:
-        sys.exit(f'demo: {bag} has no {EVENTS_TOPIC} messages')
+        sys.exit(f'demo: {bag} has no {SAMPLE_EVENTS_TOPIC} messages')
     return BagSlice(messages, np.concatenate(arrays), size[0], size[1], labels,
                     np.array([m[0] for m in messages]) / 1e9, np.array(stamps, dtype=np.int64),
                     np.array([a['t'][-1] for a in arrays]), np.array([len(a) for a in arrays]))
@@ -144,7 +143,7 @@ def read_bag(bag: pathlib.Path, duration: float | None) -> BagSlice:
 def write_slice(messages: list[tuple[int, bytes]], folder: pathlib.Path) -> None:
     """Write event messages into a new MCAP bag at ``folder`` (the slice the replayer plays)."""
     with Writer(folder, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
-        connection = writer.add_connection(EVENTS_TOPIC, EVENT_ARRAY,
+        connection = writer.add_connection(SAMPLE_EVENTS_TOPIC, EVENT_ARRAY,
                                            typestore=event_typestore())
         for bag_ns, raw in messages:
             writer.write(connection, bag_ns, raw)
@@ -192,7 +191,7 @@ def record(checkpoint: str, bag: pathlib.Path, out: pathlib.Path, expected: int)
     node = subprocess.Popen(
         [sys.executable, '-m', 'hybrid_pose_ros.ros.node', '--ros-args',
          '-p', f'checkpoint:={checkpoint}', '-p', 'input_type:=dvs',
-         '-p', f'events_topic:={EVENTS_TOPIC}', '-p', 'qos_reliability:=reliable',
+         '-p', f'events_topic:={SAMPLE_EVENTS_TOPIC}', '-p', 'qos_reliability:=reliable',
          '-p', 'min_confidence:=0.0', '-p', 'threads:=1', '-r', f'__ns:={NAMESPACE}'],
         env=env, stdout=node_log, stderr=subprocess.STDOUT)
     context = rclpy.context.Context()
@@ -235,14 +234,14 @@ def record(checkpoint: str, bag: pathlib.Path, out: pathlib.Path, expected: int)
                 return condition()
 
             log('starting the node; waiting for it to subscribe')
-            if not spin_until(lambda: listener.count_subscribers(EVENTS_TOPIC) >= 1 and all(
+            if not spin_until(lambda: listener.count_subscribers(SAMPLE_EVENTS_TOPIC) >= 1 and all(
                     s.get_publisher_count() > 0 for s in subscriptions.values()), 60.0):
                 raise SystemExit('demo: the node did not come up within 60 s:\n'
                                  + _tail(out / 'node.log'))
-            log(f'node is up; replaying {EVENTS_TOPIC} of {bag} in real time')
+            log(f'node is up; replaying {SAMPLE_EVENTS_TOPIC} of {bag} in real time')
             replay = subprocess.Popen(
                 [sys.executable, '-m', 'hybrid_pose_ros.ros.replay', str(bag), '--topics',
-                 EVENTS_TOPIC, '--wait-for-subscribers', '30'],
+                 SAMPLE_EVENTS_TOPIC, '--wait-for-subscribers', '30'],
                 env=env, stdout=replay_log, stderr=subprocess.STDOUT)
             started = time.monotonic()
             poses = recording.raw[POSE_TOPIC]
@@ -256,7 +255,7 @@ def record(checkpoint: str, bag: pathlib.Path, out: pathlib.Path, expected: int)
                         # only now: the replayer starts once *a* subscriber is matched, which
                         # must be the node (messages sent before it matches are lost to it)
                         events_subscription.append(listener.create_subscription(
-                            EventArray, EVENTS_TOPIC, on_events, qos, raw=True))
+                            EventArray, SAMPLE_EVENTS_TOPIC, on_events, qos, raw=True))
                     return replay.poll() is not None
                 spin_until(replayed, 90.0)
                 recording.replay_wall_s = time.monotonic() - started
