@@ -58,6 +58,17 @@ def test_pose_array_cdr_equals_rclpy_serialisation(frame_id, count):
         codecs.encode_pose_array(0, frame_id, rows[:, :3])
 
 
+@pytest.mark.parametrize('sec,nanosec', [(0, 0), (1_700_000_000, 999_999_999), (-5, 7)])
+def test_header_stamp_read_from_raw_cdr(sec, nanosec):
+    msg = PoseArray(header=Header(frame_id='cam'))
+    msg.header.stamp.sec, msg.header.stamp.nanosec = sec, nanosec
+    msg.poses.append(Pose())
+    assert (codecs.header_stamp_ns(serialize_message(msg), 'geometry_msgs/PoseArray')
+            == sec * 1_000_000_000 + nanosec)
+    with pytest.raises(codecs.CodecError, match='PoseArray: truncated at header.stamp.nanosec'):
+        codecs.header_stamp_ns(serialize_message(msg)[:10], 'geometry_msgs/PoseArray')
+
+
 def test_markers_have_stable_ids_and_skip_bones_of_missing_joints():
     xy, confidence = joints_with_one_missing()
     plane = ImagePlane(width=346, height=260, depth=2.0, pixel_size=0.01)

@@ -148,6 +148,10 @@ class _Reader:
         self.align(size)
         return struct.unpack_from('<' + fmt, self.buf, self.take(size, what))[0]
 
+    def stamp(self) -> tuple[int, int]:
+        """Read a ``std_msgs/Header`` stamp: ``(sec, nanosec)``."""
+        return self.unpack('i', 'header.stamp.sec'), self.unpack('I', 'header.stamp.nanosec')
+
     def boolean(self, what: str) -> bool:
         """Read a bool (any nonzero byte is true, as in rclpy)."""
         return self.buf[self.take(1, what)] != 0
@@ -204,8 +208,7 @@ def decode_event_array(data: BytesLike, check_bounds: bool = True) -> DecodedEve
     """
     type_name = 'dvs_msgs/EventArray'
     reader = _Reader(data, type_name)
-    sec = reader.unpack('i', 'header.stamp.sec')
-    nanosec = reader.unpack('I', 'header.stamp.nanosec')
+    sec, nanosec = reader.stamp()
     frame_id = reader.string('header.frame_id')
     height = reader.unpack('I', 'height')
     width = reader.unpack('I', 'width')
@@ -230,6 +233,12 @@ def decode_event_array(data: BytesLike, check_bounds: bool = True) -> DecodedEve
     if check_bounds:
         _check_bounds(events, height, width, type_name)
     return DecodedEventArray(sec, nanosec, frame_id, height, width, events)
+
+
+def header_stamp_ns(data: BytesLike, type_name: str) -> int:
+    """Return the header stamp (ns) of a serialised message that starts with a Header."""
+    sec, nanosec = _Reader(data, type_name).stamp()
+    return sec * 1_000_000_000 + nanosec
 
 
 def _split_stamp(stamp_ns: int) -> tuple[int, int]:
@@ -351,8 +360,7 @@ def encode_pose_array(stamp_ns: int, frame_id: str, poses: np.ndarray) -> bytes:
 def decode_event_packet(data: BytesLike) -> DecodedEventPacket:
     """Decode a serialised ``event_camera_msgs/EventPacket``; the payload stays encoded."""
     reader = _Reader(data, 'event_camera_msgs/EventPacket')
-    sec = reader.unpack('i', 'header.stamp.sec')
-    nanosec = reader.unpack('I', 'header.stamp.nanosec')
+    sec, nanosec = reader.stamp()
     frame_id = reader.string('header.frame_id')
     height = reader.unpack('I', 'height')
     width = reader.unpack('I', 'width')
