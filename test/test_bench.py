@@ -31,6 +31,23 @@ def test_sparse_section_times_every_layer_and_checks_parity():
     assert steps['max_abs_difference'] < 1e-4 and steps['mean_firing_rate'] > 0
 
 
+def test_steps_after_idle_times_every_bin_the_node_steps():
+    from hybrid_pose_ros.estimator import HybridEstimator, StreamingRunner
+    from hybrid_pose_ros.events.sensor import SensorGeometry
+    from hybrid_pose_ros.model.checkpoint import load_checkpoint
+    from hybrid_pose_ros.ros import codecs
+    from hybrid_pose_ros.ros.node import default_checkpoint
+    from hybrid_pose_ros.tools import bench_e2e
+    messages = bench_e2e.read_messages(sample_bag(), SAMPLE_EVENTS_TOPIC)[:12]
+    result = bench_e2e.steps_after_idle(messages, None, idle_s=0.001)
+    loaded = load_checkpoint(default_checkpoint())
+    runner = StreamingRunner(HybridEstimator(loaded.model, SensorGeometry.for_sensor(
+        346, 260, loaded.config.input_width, loaded.config.input_height)))
+    poses = sum(len(runner.push(codecs.decode_event_array(raw).events)) for _, raw, _ in messages)
+    assert result['steps'] == poses > 0
+    assert all(result[k] > 0 for k in ('step_ms', 'first_after_idle_ms', 'next_after_idle_ms'))
+
+
 def test_rechunk_recuts_the_bag_into_short_messages_without_losing_events():
     from hybrid_pose_ros.ros import codecs
     from hybrid_pose_ros.tools import bench_e2e
