@@ -15,7 +15,8 @@ same timing rules, defined here once:
 from dataclasses import dataclass
 
 from hybrid_pose_ros.events.binning import CompletedBin, EventBinner, split_into_bins
-from hybrid_pose_ros.events.representations import count_frame, stacked_histogram
+from hybrid_pose_ros.events.representations import (
+    sensor_count_frame, sensor_stacked_histogram)
 from hybrid_pose_ros.events.sensor import SensorGeometry
 from hybrid_pose_ros.model.config import ModelConfig
 from hybrid_pose_ros.model.decode import decode_heatmaps
@@ -73,10 +74,7 @@ class HybridEstimator:
 
     def ann_input(self, history: np.ndarray) -> torch.Tensor:
         """Build the ANN input ``[1, 2*ann_bins, H, W]`` from sensor-coordinate events."""
-        mapped = self.geometry.to_model(history).events
-        config = self.config
-        frame = stacked_histogram(mapped, config.ann_bins, config.input_height,
-                                  config.input_width)
+        frame = sensor_stacked_histogram(history, self.geometry, self.config.ann_bins)
         ann_input = torch.from_numpy(frame).unsqueeze(0).to(self.device)
         if self.model.compiled_init is not None:
             return ann_input   # OpenVINO takes the plain NCHW array without a copy
@@ -85,8 +83,7 @@ class HybridEstimator:
 
     def snn_input(self, bin_events: np.ndarray) -> torch.Tensor:
         """Build the SNN's 2-channel count frame ``[1, 2, H, W]`` of one bin's sensor events."""
-        mapped = self.geometry.to_model(bin_events).events
-        frame = count_frame(mapped, self.config.input_height, self.config.input_width)
+        frame = sensor_count_frame(bin_events, self.geometry)
         return torch.from_numpy(frame).unsqueeze(0).to(self.device)
 
     @torch.inference_mode()

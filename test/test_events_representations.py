@@ -1,7 +1,9 @@
 # Copyright 2026 hybrid_pose_ros maintainers. MIT License.
 """Tests for the ANN stacked histogram and the SNN count frames."""
 from hybrid_pose_ros.events.event_array import empty_events, make_events
-from hybrid_pose_ros.events.representations import count_frame, count_frames, stacked_histogram
+from hybrid_pose_ros.events.representations import (
+    count_frame, count_frames, sensor_count_frame, sensor_stacked_histogram, stacked_histogram)
+from hybrid_pose_ros.events.sensor import SensorGeometry
 import numpy as np
 import pytest
 
@@ -105,3 +107,38 @@ def test_count_frames_fixed_bins():
     for k in range(3):
         sel = events[(events['t'] >= 100 + 10 * k) & (events['t'] < 110 + 10 * k)]
         np.testing.assert_array_equal(frames[k], count_frame(sel, 2, 4))
+
+
+@pytest.mark.parametrize('geometry', [SensorGeometry.for_sensor(346, 260, 64, 64),
+                                      SensorGeometry.for_sensor(346, 260, 256, 256),
+                                      SensorGeometry.dhp19(128, 128)],
+                         ids=['scaled', 'unscaled', 'dhp19'])
+@pytest.mark.parametrize('count', [0, 1, 2, 7500])
+def test_sensor_histograms_equal_mapping_then_numpy(geometry, count):
+    rng = np.random.default_rng(count)
+    events = make_events(np.sort(rng.integers(0, 50_000, count)),
+                         rng.integers(0, geometry.sensor_width, count),
+                         rng.integers(0, geometry.sensor_height, count),
+                         rng.integers(0, 2, count))
+    mapped = geometry.to_model(events).events
+    size = (geometry.input_height, geometry.input_width)
+    frame = sensor_count_frame(events, geometry)
+    assert frame.dtype == np.float32
+    np.testing.assert_array_equal(frame, count_frame(mapped, *size))
+    for bins in (1, 10):
+        np.testing.assert_array_equal(sensor_stacked_histogram(events, geometry, bins),
+                                      stacked_histogram(mapped, bins, *size))
+
+
+def test_sensor_histograms_span_only_the_kept_events_and_check_polarity():
+    geometry = SensorGeometry.for_sensor(346, 260, 64, 64)
+    inside_x, inside_y = geometry.crop_x0 + 10, geometry.crop_y0 + 10
+    # the first and last events lie outside the crop: the time span is that of the other two
+    events = _events([(0, 0, 0, 0), (100, inside_x, inside_y, 0), (200, inside_x, inside_y, 1),
+                      (10_000, 0, 0, 1)])
+    hist = sensor_stacked_histogram(events, geometry, 2)
+    assert hist[0].sum() == 1 and hist[3].sum() == 1 and hist.sum() == 2
+    with pytest.raises(ValueError, match='polarity must be 0 or 1, got 2'):
+        sensor_count_frame(_events([(0, inside_x, inside_y, 2)]), geometry)
+    with pytest.raises(ValueError, match='num_bins must be positive'):
+        sensor_stacked_histogram(events, geometry, 0)

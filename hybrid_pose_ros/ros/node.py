@@ -75,6 +75,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseArray
 from hybrid_pose_ros.estimator import BinTask, HybridEstimator, StreamingRunner
 from hybrid_pose_ros.events.binning import EventBinner, screen_events
+from hybrid_pose_ros.events.representations import warm_up_sensor_histograms
 from hybrid_pose_ros.events.sensor import SensorGeometry
 from hybrid_pose_ros.model.checkpoint import CheckpointError, load_checkpoint
 from hybrid_pose_ros.model.inference import (
@@ -175,6 +176,7 @@ class HybridPoseNode(Node):
                                            ann_precision=self.ann_precision,
                                            ann_runtime=self.ann_runtime)
         warm_up(self.model)
+        warm_up_sensor_histograms()
         self.runner: StreamingRunner | None = None
         self.geometry: SensorGeometry | None = None
         self.frame_id = self.params['frame_id']
