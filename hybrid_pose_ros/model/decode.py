@@ -84,26 +84,25 @@ def _decode_finite_cpu(heatmaps: torch.Tensor) -> JointEstimates | None:
     """Integer decode of CPU heatmaps in one compiled pass; None if any value is not finite."""
     maps = heatmaps.detach().float().numpy()
     *leading, joints, height, width = maps.shape
-    index, peak, finite = _first_peaks(maps.reshape(-1, joints, height, width))
+    xy, confidence, finite = _first_peaks(maps.reshape(-1, joints, height, width))
     if not finite:
         return None
-    row, col = np.divmod(index, width)
-    xy = np.stack((col, row), axis=-1).astype(np.float32).reshape(*leading, joints, 2)
-    confidence = np.clip(peak, 0.0, 1.0).reshape(*leading, joints)
-    return JointEstimates(torch.from_numpy(xy), torch.from_numpy(confidence))
+    return JointEstimates(torch.from_numpy(xy.reshape(*leading, joints, 2)),
+                          torch.from_numpy(confidence.reshape(*leading, joints)))
 
 
 @numba.njit(cache=True, nogil=True)
 def _first_peaks(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
     """
-    Row-major index and value of the first maximum of each ``maps[n, j]`` ``[N, J, H, W]``.
+    Find the first maximum (row-major) of each ``maps[n, j]`` ``[N, J, H, W]``.
 
-    Returns ``(index [N, J], peak [N, J], finite)``; stops with ``finite`` False at the first NaN
-    or infinity. Pixels are the outer loops and joints the inner one, the memory order of
+    Returns ``(xy [N, J, 2], confidence [N, J], finite)``: the maximum's column and row and its
+    value clipped to [0, 1], all float32; stops with ``finite`` False at the first NaN or
+    infinity. Pixels are the outer loops and joints the inner one, the memory order of
     channels-last maps.
     """
     count, joints, height, width = maps.shape
-    index = np.zeros((count, joints), dtype=np.int64)
+    xy = np.zeros((count, joints, 2), dtype=np.float32)
     peak = np.full((count, joints), -np.inf, dtype=np.float32)
     for n in range(count):
         for row in range(height):
@@ -111,8 +110,9 @@ def _first_peaks(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
                 for joint in range(joints):
                     value = maps[n, joint, row, col]
                     if not np.isfinite(value):
-                        return index, peak, False
+                        return xy, peak, False
                     if value > peak[n, joint]:
                         peak[n, joint] = value
-                        index[n, joint] = row * width + col
-    return index, peak, True
+                        xy[n, joint, 0] = col
+                        xy[n, joint, 1] = row
+    return xy, np.minimum(np.maximum(peak, np.float32(0.0)), np.float32(1.0)), True
