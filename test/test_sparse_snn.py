@@ -67,7 +67,7 @@ def test_sparse_step_equals_dense_over_several_steps(height, width, dense_above)
             for name, spikes in expected_activity.spikes.items():
                 assert torch.equal(actual_activity.spikes[name], spikes)
             # the sparse step's rates come from the spikes it listed, the dense one's from the maps
-            assert actual_activity.spike_counts is not None
+            assert actual_activity.rates is not None
             assert actual_activity.firing_rates() == pytest.approx(
                 expected_activity.firing_rates(), abs=1e-7)
             fired += float(sum(s.sum() for s in expected_activity.spikes.values()))

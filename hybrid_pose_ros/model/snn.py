@@ -19,6 +19,7 @@ LIF layers are passed in and returned explicitly (:data:`SNN_LAYERS` order)::
 hybrid head is a bare 1x1 conv (the heatmap delta); the pure-SNN head adds BatchNorm(J).
 Paper sizes: 4,410,112 parameters (hybrid head), 4,410,138 (pure-SNN head), 24.02 GMAC dense.
 """
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from hybrid_pose_ros.model.ann import xavier_init_convs
@@ -40,17 +41,18 @@ class StepActivity:
     """
     The spike maps of one step, by layer name, for energy accounting and diagnostics.
 
-    ``spike_counts``: the spikes per layer, where the step counted them anyway (the event-driven
-    step lists its spikes); otherwise :meth:`firing_rates` counts them in the maps.
+    ``rates``: each layer's firing rate, where the step counted its spikes anyway (the
+    event-driven step lists them, and makes its maps only when they are read); otherwise
+    :meth:`firing_rates` averages the maps.
     """
 
-    spikes: dict[str, torch.Tensor]
-    spike_counts: dict[str, int] | None = None
+    spikes: Mapping[str, torch.Tensor]
+    rates: dict[str, float] | None = None
 
     def firing_rates(self) -> dict[str, float]:
         """Mean fraction of neurons that fired in each layer (spikes / (B*C*H*W))."""
-        if self.spike_counts is not None:
-            return {name: self.spike_counts[name] / s.numel() for name, s in self.spikes.items()}
+        if self.rates is not None:
+            return dict(self.rates)
         return {name: float(s.detach().mean()) for name, s in self.spikes.items()}
 
 

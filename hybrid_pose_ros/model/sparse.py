@@ -37,6 +37,7 @@ and the next call goes on from the layer after it.
 equal the dense path's up to float rounding (tested within 1e-4). Only the dense fallback uses
 torch threads; nothing takes gradients.
 """
+from collections.abc import Iterator, Mapping
 import copy
 import time
 from typing import Any, Callable
@@ -553,6 +554,29 @@ def _nchw(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(array.reshape(1, *array.shape).transpose(0, 3, 1, 2))
 
 
+class SpikeMaps(Mapping[str, torch.Tensor]):
+    """
+    A step's spike maps ``[1, C, H, W]`` by layer, made from its ``[H, W, C]`` arrays when read.
+
+    The node reads only the firing rates, so most steps never pay the nine tensor views.
+    """
+
+    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
+        self._arrays = arrays
+        self._tensors: dict[str, torch.Tensor] = {}
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        if name not in self._tensors:
+            self._tensors[name] = _nchw(self._arrays[name])
+        return self._tensors[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._arrays)
+
+    def __len__(self) -> int:
+        return len(self._arrays)
+
+
 class SparseSpikingUNet(MembraneLayout, nn.Module):
     """
     The spiking UNet's step, event-driven: work proportional to the spikes (batch size 1).
@@ -744,8 +768,9 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
                                        spikes[dense_layer], actives[dense_layer],
                                        self.charge_weight, threshold)
             start = dense_layer + 1
-        activity = StepActivity({name: _nchw(s) for name, s in zip(SNN_LAYERS, spikes)},
-                                dict(zip(SNN_LAYERS, counts[:len(SNN_LAYERS)].tolist())))
+        activity = StepActivity(SpikeMaps(dict(zip(SNN_LAYERS, spikes))),
+                                {name: count / s.size for name, count, s
+                                 in zip(SNN_LAYERS, counts.tolist(), spikes)})
         return _nchw(out), [_nchw(v) for v in v_out], activity
 
 
