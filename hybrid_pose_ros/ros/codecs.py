@@ -29,6 +29,7 @@ installed, through :class:`EventCameraPyDecoder`; that path is not tested agains
 library here (it has no wheel), only against a stand-in with its documented interface.
 """
 from dataclasses import dataclass
+import functools
 import struct
 from typing import Any, Union
 
@@ -348,13 +349,22 @@ def encode_pose_array(stamp_ns: int, frame_id: str, poses: np.ndarray) -> bytes:
     if poses.ndim != 2 or poses.shape[1] != 7:
         raise ValueError(f'poses must be [N, 7] (position xyz, quaternion xyzw), got '
                          f'{poses.shape}')
+    return b''.join((CDR_LE_HEADER, _STAMP.pack(*_split_stamp(stamp_ns)),
+                     _pose_array_middle(frame_id, len(poses)), poses.tobytes()))
+
+
+_STAMP = struct.Struct('<iI')
+
+
+@functools.lru_cache(maxsize=16)
+def _pose_array_middle(frame_id: str, count: int) -> bytes:
+    """Return a PoseArray's bytes between its stamp and its poses (the same for every pose)."""
     writer = _Writer()
-    writer.header(stamp_ns, frame_id)
-    writer.pack('I', len(poses))
-    if len(poses):
+    writer.header(0, frame_id)
+    writer.pack('I', count)
+    if count:
         writer.raw(bytes((-writer.size) % 8))
-        writer.raw(poses.tobytes())
-    return writer.tobytes()
+    return writer.tobytes()[len(CDR_LE_HEADER) + _STAMP.size:]
 
 
 def decode_event_packet(data: BytesLike) -> DecodedEventPacket:

@@ -186,7 +186,7 @@ class HybridPoseNode(Node):
         self.queued_events = 0
         self.resume_us = np.iinfo(np.int64).min
         self.marker_decimator = EventTimeDecimator()
-        self.due_markers: list[tuple[Header, np.ndarray, np.ndarray]] = []
+        self.due_markers: list[tuple[int, np.ndarray, np.ndarray]] = []   # (end us, xy, conf)
         self.size_candidate: tuple[tuple[int, int], int] | None = None
         self.last_sequence: dict[bytes, int] = {}
         self.last_logged: dict[str, float] = {}
@@ -516,7 +516,8 @@ class HybridPoseNode(Node):
     def _publish_due_markers(self) -> None:
         """Publish the markers of the poses due for them, after the poses (never delaying one)."""
         try:
-            for header, xy, confidence in self.due_markers:
+            for end_us, xy, confidence in self.due_markers:
+                header = Header(stamp=stamp_from_us(end_us), frame_id=self.frame_id)
                 self.marker_pub.publish(skeleton_markers(
                     header, xy, confidence, self.params['min_confidence'], self._image_plane(),
                     self.params['marker_lifetime']))
@@ -535,13 +536,13 @@ class HybridPoseNode(Node):
             self.stats['nonfinite_poses'] += 1
             self._warn('nonfinite_joints', f'the model gave {nonfinite} non-finite joint(s) for '
                        f'the bin ending at {pose.end_us} us; published as missing', nonfinite)
-        header = Header(stamp=stamp_from_us(pose.end_us), frame_id=self.frame_id)
         min_conf = self.params['min_confidence']
         self.pose_pub.publish(pose_array_cdr(pose.end_us, self.frame_id, pose.xy,
                                              pose.confidence, min_conf))
         if self.marker_decimator.due(pose.end_us, self.params['marker_rate_hz']):
-            self.due_markers.append((header, pose.xy, pose.confidence))
+            self.due_markers.append((pose.end_us, pose.xy, pose.confidence))
         if self.params['debug_image'] and self.image_pub.get_subscription_count() > 0:
+            header = Header(stamp=stamp_from_us(pose.end_us), frame_id=self.frame_id)
             self.image_pub.publish(self._debug_image(header, pose, task))
         self.stats['poses'] += 1
         self.last_firing_rates = pose.firing_rates

@@ -56,7 +56,7 @@ class EventTimeDecimator:
 def visible_joints(xy: np.ndarray, confidence: np.ndarray, min_confidence: float) -> np.ndarray:
     """Return a boolean mask of joints that are finite and at least ``min_confidence``."""
     finite = np.isfinite(xy).all(axis=-1) & np.isfinite(confidence)
-    return finite & (np.nan_to_num(confidence, nan=-1.0) >= min_confidence)
+    return finite & (confidence >= min_confidence)   # NaN compares False, without a warning
 
 
 def pose_rows(xy: np.ndarray, confidence: np.ndarray, min_confidence: float) -> np.ndarray:
