@@ -51,6 +51,9 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+HWC_ARRAY = '_hwc_array'
+"""Attribute of a tensor made by the sparse step: the ``[H, W, C]`` array it views."""
+
 DENSE_ABOVE_ACTIVITY = 0.08
 """
 Above this fraction of nonzero inputs a layer runs as a dense torch conv instead.
@@ -541,9 +544,13 @@ def _hwc(tensor: torch.Tensor) -> np.ndarray:
     """
     ``[1, C, H, W]`` tensor as a C-contiguous ``[H, W, C]`` float32 array (a view if it can).
 
-    The axes move in numpy, not torch: this runs for ten tensors per step, and each torch
-    view op costs microseconds of dispatch.
+    A tensor :func:`_nchw` made gives back its array at once (the previous step's membranes);
+    others move their axes in numpy, not torch, since each torch view op costs microseconds of
+    dispatch.
     """
+    array = getattr(tensor, HWC_ARRAY, None)
+    if array is not None:
+        return array
     if tensor.dtype != torch.float32:
         tensor = tensor.to(torch.float32)
     return np.ascontiguousarray(tensor.detach().numpy()[0].transpose(1, 2, 0))
@@ -551,7 +558,9 @@ def _hwc(tensor: torch.Tensor) -> np.ndarray:
 
 def _nchw(array: np.ndarray) -> torch.Tensor:
     """``[H, W, C]`` array as a ``[1, C, H, W]`` tensor sharing its memory (channels-last)."""
-    return torch.from_numpy(array.reshape(1, *array.shape).transpose(0, 3, 1, 2))
+    tensor = torch.from_numpy(array.reshape(1, *array.shape).transpose(0, 3, 1, 2))
+    setattr(tensor, HWC_ARRAY, array)
+    return tensor
 
 
 class SpikeMaps(Mapping[str, torch.Tensor]):
