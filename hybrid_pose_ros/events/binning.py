@@ -264,9 +264,12 @@ def screen_events(events: np.ndarray, width: int, height: int,
     plausible = inside & (t >= 0) & (t < MAX_STAMP_US)
     if outlier_us > 0 and plausible.any():
         candidates = t[plausible]
-        middle = len(candidates) // 2
-        median = int(np.partition(candidates, middle)[middle])
-        plausible &= np.abs(t - median) <= outlier_us
+        if int(candidates.max()) - int(candidates.min()) > outlier_us:
+            # only then can an event lie more than outlier_us from the median (a message
+            # spans milliseconds; the partition is skipped for nearly all of them)
+            middle = len(candidates) // 2
+            median = int(np.partition(candidates, middle)[middle])
+            plausible &= np.abs(t - median) <= outlier_us
     if plausible.all():
         return ScreenedEvents(events, 0, 0)
     out_of_sensor = len(events) - int(np.count_nonzero(inside))
