@@ -39,7 +39,7 @@ def test_steps_after_idle_times_every_bin_the_node_steps():
     from hybrid_pose_ros.ros.node import default_checkpoint
     from hybrid_pose_ros.tools import bench_e2e
     messages = bench_e2e.read_messages(sample_bag(), SAMPLE_EVENTS_TOPIC)[:12]
-    result = bench_e2e.steps_after_idle(messages, None, idle_s=0.001)
+    result = bench_e2e.steps_after_idle(messages, bench_e2e.node_checkpoint(None), idle_s=0.001)
     loaded = load_checkpoint(default_checkpoint())
     runner = StreamingRunner(HybridEstimator(loaded.model, SensorGeometry.for_sensor(
         346, 260, loaded.config.input_width, loaded.config.input_height)))

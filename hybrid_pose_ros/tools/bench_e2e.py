@@ -19,7 +19,7 @@ import threading
 import time
 from typing import Any, Sequence
 
-from hybrid_pose_ros.model.checkpoint import load_checkpoint
+from hybrid_pose_ros.model.checkpoint import load_checkpoint, LoadedCheckpoint
 from hybrid_pose_ros.model.config import ModelConfig
 from hybrid_pose_ros.ros import codecs
 from hybrid_pose_ros.ros.interfaces import event_typestore
@@ -72,10 +72,10 @@ def rechunk(messages: list[tuple[int, bytes, int]], period_us: int
     return out
 
 
-def checkpoint_config(checkpoint: str | None) -> ModelConfig:
-    """Return the model config of ``checkpoint`` (None: the node's bundled weights)."""
+def node_checkpoint(checkpoint: str | None) -> LoadedCheckpoint:
+    """Load ``checkpoint`` as the node would (None: the node's bundled weights)."""
     from hybrid_pose_ros.ros.node import default_checkpoint
-    return load_checkpoint(checkpoint or default_checkpoint()).config
+    return load_checkpoint(checkpoint or default_checkpoint())
 
 
 def run_once(messages: Sequence[tuple[int, bytes, int]], rate: float, threads: int,
@@ -89,7 +89,7 @@ def run_once(messages: Sequence[tuple[int, bytes, int]], rate: float, threads: i
     from the checkpoint when not given. ``snn_backend``, ``ann_runtime`` and ``ann_precision``
     are the node's parameters; the result's ``ann`` says what they resolved to.
     """
-    config = config or checkpoint_config(checkpoint)
+    config = config or node_checkpoint(checkpoint).config
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from dvs_msgs.msg import EventArray
@@ -226,11 +226,13 @@ def idle_clock_ratio(idle_s: float = IDLE_PROBE_MS / 1000, repeats: int = 40) ->
     return float(np.median(after_busy) / np.median(after_sleep))
 
 
-def steps_after_idle(messages: Sequence[tuple[int, bytes, int]], checkpoint: str | None,
+def steps_after_idle(messages: Sequence[tuple[int, bytes, int]], loaded: LoadedCheckpoint,
                      idle_s: float = IDLE_PROBE_MS / 1000, bins_per_message: int = 3
                      ) -> dict[str, float]:
     """
     Time the node's SNN step (``sparse``, one thread) on the replay's bins in this process.
+
+    ``loaded`` is the node's checkpoint; its model is prepared for inference in place.
 
     Returns how many bins were stepped (``steps``) and the median ms
     of a step taken back to back (``step_ms``), of the first step after
@@ -241,8 +243,6 @@ def steps_after_idle(messages: Sequence[tuple[int, bytes, int]], checkpoint: str
     from hybrid_pose_ros.estimator import HybridEstimator, StreamingRunner
     from hybrid_pose_ros.events.sensor import SensorGeometry
     from hybrid_pose_ros.model.inference import prepare_for_inference, warm_up
-    from hybrid_pose_ros.ros.node import default_checkpoint
-    loaded = load_checkpoint(checkpoint or default_checkpoint())
     config = loaded.config
     model = prepare_for_inference(loaded.model, 1, snn_backend='sparse')
     warm_up(model)
@@ -293,8 +293,9 @@ def bench_e2e(bag: pathlib.Path | None = None, topic: str = SAMPLE_EVENTS_TOPIC,
         messages = rechunk(messages, message_us)
     events = sum(len(codecs.decode_event_array(raw).events) for _, raw, _ in messages)
     duration_s = (messages[-1][0] - messages[0][0]) / 1e9
-    config = checkpoint_config(checkpoint)
-    after_idle = dict(steps_after_idle(messages, checkpoint), clock_ratio=idle_clock_ratio())
+    loaded = node_checkpoint(checkpoint)
+    config = loaded.config
+    after_idle = dict(steps_after_idle(messages, loaded), clock_ratio=idle_clock_ratio())
     baseline_runs = []
     for baseline in baselines:
         if tuple(baseline) == (snn_backend, ann_runtime, ann_precision):
