@@ -517,10 +517,9 @@ class HybridPoseNode(Node):
         """Publish the markers of the poses due for them, after the poses (never delaying one)."""
         try:
             for end_us, xy, confidence in self.due_markers:
-                header = Header(stamp=stamp_from_us(end_us), frame_id=self.frame_id)
                 self.marker_pub.publish(skeleton_markers(
-                    header, xy, confidence, self.params['min_confidence'], self._image_plane(),
-                    self.params['marker_lifetime']))
+                    self._header(end_us), xy, confidence, self.params['min_confidence'],
+                    self._image_plane(), self.params['marker_lifetime']))
         except Exception as error:  # noqa: B902 - visualisation must not stop the node
             self.stats['step_errors'] += 1
             self.last_error = f'publishing skeleton markers failed: {error!r}'
@@ -528,6 +527,10 @@ class HybridPoseNode(Node):
                                     throttle_duration_sec=LOG_THROTTLE_S)
         finally:
             self.due_markers.clear()
+
+    def _header(self, end_us: int) -> Header:
+        """Return the header of an output for the bin ending at ``end_us`` (event time)."""
+        return Header(stamp=stamp_from_us(end_us), frame_id=self.frame_id)
 
     def _publish(self, pose, task: BinTask) -> None:
         nonfinite = int(np.count_nonzero(~(np.isfinite(pose.xy).all(axis=-1)
@@ -542,8 +545,7 @@ class HybridPoseNode(Node):
         if self.marker_decimator.due(pose.end_us, self.params['marker_rate_hz']):
             self.due_markers.append((pose.end_us, pose.xy, pose.confidence))
         if self.params['debug_image'] and self.image_pub.get_subscription_count() > 0:
-            header = Header(stamp=stamp_from_us(pose.end_us), frame_id=self.frame_id)
-            self.image_pub.publish(self._debug_image(header, pose, task))
+            self.image_pub.publish(self._debug_image(self._header(pose.end_us), pose, task))
         self.stats['poses'] += 1
         self.last_firing_rates = pose.firing_rates
 
