@@ -55,13 +55,18 @@ def test_sparse_step_equals_dense_over_several_steps(height, width, dense_above)
     membranes = [torch.randn(shape, generator=generator) * 0.8
                  for shape in dense.membrane_shapes(1, height, width)]
     dense_state, sparse_state = membranes, membranes
+    dense_readout = sparse_readout = None
     fired = 0.0
     with torch.inference_mode():
         for step in range(4):
+            # the first step returns the head output; the later ones add it to a decayed readout
             frame = sparse_frame(height, width, seed=step)
-            expected, dense_state, expected_activity = dense.step(frame, dense_state)
-            actual, sparse_state, actual_activity = sparse.step(frame, sparse_state)
+            expected, dense_state, expected_activity = dense.step(frame, dense_state,
+                                                                  dense_readout, 0.9)
+            actual, sparse_state, actual_activity = sparse.step(frame, sparse_state,
+                                                                sparse_readout, 0.9)
             torch.testing.assert_close(actual, expected, atol=1e-4, rtol=0)
+            dense_readout, sparse_readout = expected, actual
             for e, a in zip(dense_state, sparse_state):
                 torch.testing.assert_close(a, e, atol=1e-4, rtol=0)
             for name, spikes in expected_activity.spikes.items():
@@ -209,6 +214,8 @@ def test_clear_errors():
         sparse.step(torch.zeros(2, 2, 16, 16), membranes)
     with pytest.raises(ValueError, match='expected 9 membranes'):
         sparse.step(torch.zeros(1, 2, 16, 16), membranes[:3])
+    with pytest.raises(ValueError, match=r'readout \(1, 13, 8, 8\) does not fit'):
+        sparse.step(torch.zeros(1, 2, 16, 16), membranes, torch.zeros(1, 13, 8, 8))
     with pytest.raises(ValueError, match='static_conv: membrane'):
         sparse.step(torch.zeros(1, 2, 16, 16), [torch.zeros(s) for s in
                                                 random_snn(1).membrane_shapes(1, 8, 8)])

@@ -176,8 +176,8 @@ class HybridPoseNet(nn.Module):
     def step(self, state: WindowState, frame: torch.Tensor
              ) -> tuple[torch.Tensor, WindowState, StepActivity]:
         """One SNN step on ``frame [B, snn_in_channels, H, W]``: ``H <- decay * H + delta``."""
-        delta, membranes, activity = self.snn.step(frame, list(state.membranes))
-        heatmap = torch.add(delta, state.heatmap, alpha=self.config.output_decay)
+        heatmap, membranes, activity = self.snn.step(frame, list(state.membranes),
+                                                     state.heatmap, self.config.output_decay)
         new_state = WindowState(tuple(membranes), heatmap, state.steps_taken + 1)
         return heatmap, new_state, activity
 

@@ -127,13 +127,15 @@ class SpikingUNet(MembraneLayout, nn.Module):
             self.head = head_conv
         xavier_init_convs(self)
 
-    def step(self, frame: torch.Tensor, membranes: Membranes
+    def step(self, frame: torch.Tensor, membranes: Membranes,
+             readout: torch.Tensor | None = None, readout_decay: float = 1.0
              ) -> tuple[torch.Tensor, Membranes, StepActivity]:
         """
         Run one time step on an event-count frame ``[B, snn_in_channels, H, W]``.
 
         ``membranes`` are the nine potentials before this step's charge. Returns the head output
-        ``[B, J, H, W]``, the nine post-reset membranes and the step's spike maps.
+        ``[B, J, H, W]`` (with ``readout``: ``readout_decay * readout`` plus the head output, the
+        hybrid's heatmap update), the nine post-reset membranes and the step's spike maps.
         """
         if len(membranes) != len(SNN_LAYERS):
             raise ValueError(f'expected {len(SNN_LAYERS)} membranes, got {len(membranes)}')
@@ -156,5 +158,7 @@ class SpikingUNet(MembraneLayout, nn.Module):
         u2 = fire(self.up2(upsample2x(torch.cat((u1, x2), dim=1))))
         u3 = fire(self.up3(upsample2x(torch.cat((u2, x1), dim=1))))
         out = self.head(torch.cat((u3, x_in), dim=1))
+        if readout is not None:
+            out = torch.add(out, readout, alpha=readout_decay)
         return out, new_membranes, StepActivity(
             dict(zip(SNN_LAYERS, (x_in, x1, x2, x3, mid, r1, u1, u2, u3))))

@@ -107,6 +107,9 @@ NO_FUSED = np.empty((0, 1, 1, 1), dtype=np.float32)
 NO_COLUMNS = np.empty((0, 1, 1, 1, 1), dtype=np.float32)
 """The fused-kernel arguments of layers without upsampling (empty arrays)."""
 
+NO_READOUT = np.empty((0, 0, 0), dtype=np.float32)
+"""The compiled step's ``readout`` when the head output is returned as it is."""
+
 UPSAMPLE_STENCIL = np.array([0.25, 0.75, 0.75, 0.25], dtype=np.float32)
 """Weights of input row ``y`` on upsampled rows ``2y-1 .. 2y+2`` (bilinear x2, no corners)."""
 
@@ -322,9 +325,18 @@ FRAME_COUNT = len(SNN_LAYERS)
 
 
 @numba.njit(cache=True, nogil=True)
+def _add_scaled(target: np.ndarray, source: np.ndarray, scale: np.float32) -> None:
+    """``target += scale * source`` for C-contiguous ``[H, W, C]`` arrays of one shape."""
+    flat_target = target.reshape(-1)
+    flat_source = source.reshape(-1)
+    for i in range(flat_target.size):
+        flat_target[i] += scale * flat_source[i]
+
+
+@numba.njit(cache=True, nogil=True)
 def _run_layers(start, frame, frame_active, frame_values, v_in, v_out, spikes, actives, counts,
                 runs, biases, fused, columns, strides, limits, charge_weight, threshold,
-                out) -> int:
+                out, readout, readout_decay) -> int:
     """
     Run the step's layers from ``start`` in one call (no Python between them, no GIL held).
 
@@ -333,7 +345,8 @@ def _run_layers(start, frame, frame_active, frame_values, v_in, v_out, spikes, a
     ``counts``), which later layers and skip connections read. The first call lists the frame's
     nonzero counts (``frame_active``, ``frame_values``, ``counts[FRAME_COUNT]``). ``runs`` holds
     each layer's weights as :func:`phase_runs` arranges them, ``fused`` and ``columns`` its
-    upsampled kernels (empty for layers without upsampling). Returns the index of
+    upsampled kernels (empty for layers without upsampling). A nonempty ``readout`` starts the
+    head at ``readout_decay * readout`` plus its bias instead of the bias. Returns the index of
     the first layer whose active inputs exceed ``limits[i]`` of its inputs, for the caller to
     run densely before calling again from the next layer, or -1 when the step is complete.
     """
@@ -375,6 +388,8 @@ def _run_layers(start, frame, frame_active, frame_values, v_in, v_out, spikes, a
         current = out if layer == HEAD_LAYER else np.empty(
             (out_h, out_w, biases[layer].size), dtype=np.float32)
         current[:, :] = biases[layer]
+        if layer == HEAD_LAYER and readout.size > 0:
+            _add_scaled(current, readout, readout_decay)
         if layer == FRAME_LAYER:
             _accumulate(current, frame_active, counts[FRAME_COUNT], channels, 0, frame_values,
                         False, runs[layer], fused[layer], columns[layer], stride, in_h, in_w)
@@ -718,12 +733,14 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
         return self._scatter(name, inputs)
 
     @torch.inference_mode()
-    def step(self, frame: torch.Tensor, membranes: Membranes
+    def step(self, frame: torch.Tensor, membranes: Membranes,
+             readout: torch.Tensor | None = None, readout_decay: float = 1.0
              ) -> tuple[torch.Tensor, Membranes, StepActivity]:
         """
         Run one event-driven step on ``frame [1, C, H, W]``; see :meth:`SpikingUNet.step`.
 
-        Returns the head output ``[1, J, H, W]``, the nine new membranes and the spike maps
+        Returns the head output ``[1, J, H, W]`` (with ``readout``: plus ``readout_decay *
+        readout``, added as the head starts), the nine new membranes and the spike maps
         (channels-last tensors sharing memory with the step's arrays) with their spike counts.
         """
         if len(membranes) != len(SNN_LAYERS):
@@ -749,6 +766,11 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
         frame_values = np.empty(frame_hwc.size, dtype=np.float32)
         counts = np.zeros(FRAME_COUNT + 1, dtype=np.int64)
         out = np.empty((height, width, self.layers['head'].weight.shape[3]), dtype=np.float32)
+        if readout is not None and tuple(readout.shape) != (1, out.shape[2], height, width):
+            raise ValueError(f'readout {tuple(readout.shape)} does not fit the head output '
+                             f'{(1, out.shape[2], height, width)}')
+        readout_hwc = NO_READOUT if readout is None else _hwc(readout)
+        decay = np.float32(readout_decay)
         limits = np.array([self.dense_above[name] for name in LAYER_INPUTS])
         runs, biases, fused, columns, strides = self._kernel_args
         threshold = np.float32(self.v_threshold)
@@ -756,8 +778,8 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
         while start >= 0:
             dense_layer = _run_layers(start, frame_hwc, frame_active, frame_values, v_in, v_out,
                                       spikes, actives, counts, runs, biases, fused, columns,
-                                      strides,
-                                      limits, self.charge_weight, threshold, out)
+                                      strides, limits, self.charge_weight, threshold, out,
+                                      readout_hwc, decay)
             if dense_layer < 0:
                 break
             name = list(LAYER_INPUTS)[dense_layer]
@@ -770,6 +792,8 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
             current = self.layers[name].dense_current(inputs)
             if dense_layer == HEAD_LAYER:
                 out[...] = current
+                if readout is not None:
+                    _add_scaled(out, readout_hwc, decay)
                 break
             if dense_layer == RESIDUAL_LAYER:
                 current += spikes[RESIDUAL_SOURCE]
