@@ -19,7 +19,7 @@ from hybrid_pose_ros.events.representations import (
     sensor_count_frame, sensor_stacked_histogram)
 from hybrid_pose_ros.events.sensor import SensorGeometry
 from hybrid_pose_ros.model.config import ModelConfig
-from hybrid_pose_ros.model.decode import decode_heatmaps
+from hybrid_pose_ros.model.decode import decode_finite_peaks, decode_heatmaps
 from hybrid_pose_ros.model.hybrid import HybridPoseNet, WindowState
 from hybrid_pose_ros.model.inference import to_channels_last
 import numpy as np
@@ -125,10 +125,15 @@ class HybridEstimator:
 
     def _decode(self, heatmap: torch.Tensor, end_us: int, window_start_us: int, step_index: int,
                 firing_rates: dict[str, float]) -> PoseStep:
-        joints = decode_heatmaps(heatmap, subpixel=self.subpixel)
-        xy = self.geometry.model_to_sensor(joints.xy.cpu().numpy())
-        return PoseStep(int(end_us), int(window_start_us), step_index, xy,
-                        joints.confidence.cpu().numpy(), firing_rates)
+        peaks = None
+        if not self.subpixel and heatmap.device.type == 'cpu' and heatmap.dtype == torch.float32:
+            peaks = decode_finite_peaks(heatmap.numpy())
+        if peaks is None:
+            joints = decode_heatmaps(heatmap, subpixel=self.subpixel)
+            peaks = joints.xy.cpu().numpy(), joints.confidence.cpu().numpy()
+        xy, confidence = peaks
+        return PoseStep(int(end_us), int(window_start_us), step_index,
+                        self.geometry.model_to_sensor(xy), confidence, firing_rates)
 
 
 def window_starts(times_us: np.ndarray, config: ModelConfig) -> list[int]:

@@ -3,6 +3,7 @@ import math
 
 from hybrid_pose_ros.model import decode
 from hybrid_pose_ros.model.decode import decode_heatmaps
+import numpy as np
 import pytest
 import torch
 
@@ -108,10 +109,14 @@ def test_compiled_fast_path_equals_the_torch_path(monkeypatch, layout):
         assert got.xy.dtype == want.xy.dtype and got.confidence.dtype == want.confidence.dtype
     assert fast.xy[0, 0].tolist() == [7.0, 5.0] and fast.xy[1, 3].tolist() == [0.0, 0.0]
     assert fast_one.xy.shape == (13, 2) and fast_one.confidence.shape == (13,)
+    xy, confidence = decode.decode_finite_peaks(maps[1].numpy())   # the node's numpy path
+    assert np.array_equal(xy, general_one.xy.numpy())
+    assert np.array_equal(confidence, general_one.confidence.numpy())
 
 
 def test_compiled_fast_path_gives_way_to_the_torch_path_on_nonfinite_values():
     maps = torch.zeros(13, 8, 8)
     maps[4, 2, 3] = float('inf')
     assert decode._decode_finite_cpu(maps) is None
+    assert decode.decode_finite_peaks(maps.numpy()) is None
     assert decode._decode_finite_cpu(torch.zeros(13, 8, 8)) is not None

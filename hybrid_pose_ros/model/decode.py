@@ -82,13 +82,25 @@ def decode_heatmaps(heatmaps: torch.Tensor, subpixel: bool = False) -> JointEsti
 
 def _decode_finite_cpu(heatmaps: torch.Tensor) -> JointEstimates | None:
     """Integer decode of CPU heatmaps in one compiled pass; None if any value is not finite."""
-    maps = heatmaps.detach().float().numpy()
+    peaks = decode_finite_peaks(heatmaps.detach().float().numpy())
+    if peaks is None:
+        return None
+    return JointEstimates(torch.from_numpy(peaks[0]), torch.from_numpy(peaks[1]))
+
+
+def decode_finite_peaks(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """
+    Integer decode of float32 maps ``[..., J, H, W]`` in numpy, any memory layout.
+
+    Returns ``(xy [..., J, 2], confidence [..., J])`` as :func:`decode_heatmaps` does, or None
+    if any value is not finite (that case needs :func:`decode_heatmaps`). The node's path: it
+    skips the torch wrapping, which costs more than the pass itself.
+    """
     *leading, joints, height, width = maps.shape
     xy, confidence, finite = _first_peaks(maps.reshape(-1, joints, height, width))
     if not finite:
         return None
-    return JointEstimates(torch.from_numpy(xy.reshape(*leading, joints, 2)),
-                          torch.from_numpy(confidence.reshape(*leading, joints)))
+    return xy.reshape(*leading, joints, 2), confidence.reshape(*leading, joints)
 
 
 @numba.njit(cache=True, nogil=True)
