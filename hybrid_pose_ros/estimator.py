@@ -7,8 +7,11 @@ same timing rules, defined here once:
 
 * SNN bins are ``[k * bin_us, (k + 1) * bin_us)`` of event time; a window is
   ``steps_per_window`` bins starting at a multiple of ``window_us``.
-* A window starts only when at least ``ann_events`` (7500) events precede its start: the ANN
-  sees exactly the last ``ann_events`` events before the window start (spec section 2.3).
+* The ANN of a window starting at ``W`` sees exactly the last ``ann_events`` (7500) events
+  before ``W - ann_lead_bins * bin_us``; a window starts only when that many precede it. With
+  ``ann_lead_bins = 0`` (the default) that is the window start, as in the paper (spec section
+  2.3); a lead of one bin lets a node run the ANN while the bin before the window arrives, at
+  the cost of a state that is one bin old.
 * Step ``i`` of a window sees the events of bin ``i`` and is stamped with the bin's end time.
 * State is never carried across windows: every window is re-initialised by the ANN.
 """
@@ -48,8 +51,10 @@ class HybridEstimator:
     """
 
     def __init__(self, model: HybridPoseNet, geometry: SensorGeometry,
-                 device: str | torch.device = 'cpu', subpixel: bool = False) -> None:
+                 device: str | torch.device = 'cpu', subpixel: bool = False,
+                 ann_lead_bins: int = 0) -> None:
         config = model.config
+        check_ann_lead_bins(ann_lead_bins, config)
         if (geometry.input_width, geometry.input_height) != (config.input_width,
                                                              config.input_height):
             raise ValueError(
@@ -59,6 +64,7 @@ class HybridEstimator:
         self.geometry = geometry
         self.device = torch.device(device)
         self.subpixel = subpixel
+        self.ann_lead_bins = int(ann_lead_bins)
         self._state: WindowState | None = None
         self._window_start_us: int | None = None
 
@@ -66,6 +72,11 @@ class HybridEstimator:
     def config(self) -> ModelConfig:
         """Return the model configuration (bin length, window, ANN event count, ...)."""
         return self.model.config
+
+    @property
+    def ann_lead_us(self) -> int:
+        """How long before a window start the ANN's events end (``ann_lead_bins`` bins)."""
+        return self.ann_lead_bins * self.config.bin_us
 
     @property
     def in_window(self) -> bool:
@@ -136,20 +147,33 @@ class HybridEstimator:
                         self.geometry.model_to_sensor(xy), confidence, firing_rates)
 
 
-def window_starts(times_us: np.ndarray, config: ModelConfig) -> list[int]:
+def check_ann_lead_bins(ann_lead_bins: int, config: ModelConfig) -> None:
+    """Reject a lead outside ``[0, steps_per_window)`` with a clear error."""
+    if not 0 <= ann_lead_bins < config.steps_per_window:
+        raise ValueError(f'ann_lead_bins must be in [0, {config.steps_per_window - 1}] (bins '
+                         f'of a window), got {ann_lead_bins}')
+
+
+def window_starts(times_us: np.ndarray, config: ModelConfig,
+                  ann_lead_bins: int = 0) -> list[int]:
     """
     Window start times of a recording whose event times are ``times_us`` (sorted).
 
     The first window is the first multiple of ``window_us`` (not before the first bin) with at
-    least ``ann_events`` earlier events; later windows follow every ``window_us`` as long as
-    their first bin is complete (an event at or after its end exists).
+    least ``ann_events`` events before its ANN time (the start less ``ann_lead_bins`` bins);
+    with a lead, the bin that ends at the ANN time must also be in the recording, since a
+    stream learns the ANN's events when that bin completes. Later windows follow every
+    ``window_us`` as long as their first bin is complete (an event at or after its end exists).
     """
+    check_ann_lead_bins(ann_lead_bins, config)
     if len(times_us) <= config.ann_events:
         return []
     window = config.window_us
+    lead = ann_lead_bins * config.bin_us
     first_bin = (int(times_us[0]) // config.bin_us) * config.bin_us
-    start = -(-first_bin // window) * window
-    enough = int(times_us[config.ann_events - 1]) + 1
+    earliest = first_bin + lead + (config.bin_us if lead else 0)
+    start = -(-earliest // window) * window
+    enough = int(times_us[config.ann_events - 1]) + 1 + lead
     start = max(start, -(-enough // window) * window)
     last = int(times_us[-1])
     return list(range(start, last - config.bin_us + 1, window))
@@ -166,8 +190,8 @@ def run_offline(estimator: HybridEstimator, events: np.ndarray) -> list[PoseStep
     config = estimator.config
     times = events['t']
     steps: list[PoseStep] = []
-    for start in window_starts(times, config):
-        n_before = int(np.searchsorted(times, start, side='left'))
+    for start in window_starts(times, config, estimator.ann_lead_bins):
+        n_before = int(np.searchsorted(times, start - estimator.ann_lead_us, side='left'))
         history = events[max(0, n_before - config.ann_events):n_before]
         n_complete = min(config.steps_per_window,
                          (int(times[-1]) - start) // config.bin_us)
@@ -187,15 +211,16 @@ class BinTask:
     """
     A completed bin to step on; ``history`` holds the ANN's events when it starts a window.
 
-    ``next_history`` is set on the bin that ends where a window starts: the ANN's events of that
-    window are known from then on (the stream has passed its start), a bin before the window's
-    first bin is complete, so a node can start the ANN early. The window's first bin carries
-    the same events again as ``history``.
+    ``next_history`` is set on the bin that ends at a window's ANN time (its start less the
+    lead), with that window's start in ``next_window_us``: the ANN's events are known from then
+    on, at least a bin before the window's first bin is complete, so a node can start the ANN
+    early. The window's first bin carries the same events again as ``history``.
     """
 
     bin: CompletedBin  # noqa: A003 - the bin is what a task is about
     history: np.ndarray | None = None
     next_history: np.ndarray | None = None
+    next_window_us: int | None = None
 
 
 @dataclass
@@ -227,29 +252,42 @@ class StreamingRunner:
             raise ValueError(f'binner bins are {self.binner.bin_us} us, the model needs '
                              f'{config.bin_us} us')
         self.counters = StreamCounters()
+        self._known_histories: dict[int, np.ndarray | None] = {}
         estimator.end_window()
 
     def tasks(self, events: np.ndarray) -> list[BinTask]:
         """
         Bin one message's events; attach the ANN history to each window-starting bin.
 
-        A bin ending at a window start also carries that window's history (``next_history``).
+        A bin ending at a window's ANN time also carries that window's history
+        (``next_history``); with a lead it is kept until the window's first bin.
         """
         window = self.estimator.config.window_us
+        lead = self.estimator.ann_lead_us
         tasks = []
         for completed in self.binner.push(events):
-            history = next_history = None
+            if completed.reset_before:
+                self._known_histories.clear()   # events from before a time jump
+            history = next_history = next_window = None
             if completed.start_us % window == 0:
-                history = self._history(completed.start_us)
-            if completed.end_us % window == 0:
+                history = (self._history(completed.start_us) if lead == 0 else
+                           self._known_histories.pop(completed.start_us, None))
+                self._known_histories = {start: known for start, known
+                                         in self._known_histories.items()
+                                         if start > completed.start_us}
+            if (completed.end_us + lead) % window == 0:
+                next_window = completed.end_us + lead
                 next_history = self._history(completed.end_us)
-            tasks.append(BinTask(completed, history, next_history))
+                if lead:
+                    self._known_histories[next_window] = next_history
+            tasks.append(BinTask(completed, history, next_history,
+                                 next_window if next_history is not None else None))
         return tasks
 
-    def _history(self, window_start_us: int) -> np.ndarray | None:
-        """Return the ANN's events of the window from ``window_start_us`` (None: too few)."""
+    def _history(self, ann_time_us: int) -> np.ndarray | None:
+        """Return the last ``ann_events`` events before ``ann_time_us`` (None: too few)."""
         count = self.estimator.config.ann_events
-        candidate = self.binner.events_before(window_start_us, count)
+        candidate = self.binner.events_before(ann_time_us, count)
         return candidate if len(candidate) == count else None
 
     def run_task(self, task: BinTask, state: WindowState | None = None) -> PoseStep | None:

@@ -17,6 +17,10 @@ def estimator():
     return HybridEstimator(model, geometry)
 
 
+def with_lead(estimator, ann_lead_bins):
+    return HybridEstimator(estimator.model, estimator.geometry, ann_lead_bins=ann_lead_bins)
+
+
 def assert_same_poses(streamed, reference):
     assert [p.end_us for p in streamed] == [p.end_us for p in reference]
     for s, r in zip(streamed, reference):
@@ -26,8 +30,10 @@ def assert_same_poses(streamed, reference):
         assert s.firing_rates == pytest.approx(r.firing_rates, abs=1e-6)
 
 
+@pytest.mark.parametrize('ann_lead_bins', [0, 1, 3])
 @pytest.mark.parametrize('message_us', [1_000, 33_000, 10**9])
-def test_streaming_equals_batched_for_any_message_size(estimator, message_us):
+def test_streaming_equals_batched_for_any_message_size(estimator, message_us, ann_lead_bins):
+    estimator = with_lead(estimator, ann_lead_bins)
     events = moving_blob_events()
     reference = run_offline(estimator, events)
     runner = StreamingRunner(estimator)
@@ -48,7 +54,9 @@ def test_windows_start_after_enough_events_on_window_multiples(estimator):
     assert max(p.step_index for p in steps) == CONFIG.steps_per_window - 1
 
 
-def test_time_jump_back_resets_and_restarts_at_a_window(estimator):
+@pytest.mark.parametrize('ann_lead_bins', [0, 1])
+def test_time_jump_back_resets_and_restarts_at_a_window(estimator, ann_lead_bins):
+    estimator = with_lead(estimator, ann_lead_bins)
     events = moving_blob_events()
     runner = StreamingRunner(estimator)
     first = [p for m in split_messages(events, 33_000) for p in runner.push(m)]
@@ -71,3 +79,41 @@ def test_the_bin_before_a_window_start_carries_that_windows_ann_events(estimator
         np.testing.assert_array_equal(early[start], history)   # known one bin earlier
         assert len(history) == CONFIG.ann_events and history['t'].max() < start
     assert all(t.next_history is None for t in tasks if t.bin.end_us % CONFIG.window_us)
+
+
+@pytest.mark.parametrize('ann_lead_bins', [1, 3])
+def test_a_lead_gives_the_ann_the_events_before_its_time_that_many_bins_early(
+        estimator, ann_lead_bins):
+    estimator = with_lead(estimator, ann_lead_bins)
+    lead_us = ann_lead_bins * CONFIG.bin_us
+    events = moving_blob_events()
+    runner = StreamingRunner(estimator)
+    tasks = [task for m in split_messages(events, 10_000) for task in runner.tasks(m)]
+    early = {t.next_window_us: (t.bin.end_us, t.next_history) for t in tasks
+             if t.next_history is not None}
+    first_bins = {t.bin.start_us: t.history for t in tasks if t.history is not None}
+    starts = window_starts(events['t'], CONFIG, ann_lead_bins)
+    assert set(first_bins) == set(starts)
+    # known early for every window; a last one may not get its first bin before the stream ends
+    assert set(starts) <= set(early) and all(s > starts[-1] for s in set(early) - set(starts))
+    for start, history in first_bins.items():
+        known_at, known = early[start]
+        assert known_at == start - lead_us
+        np.testing.assert_array_equal(known, history)
+        before = events[events['t'] < start - lead_us][-CONFIG.ann_events:]
+        np.testing.assert_array_equal(history, before)
+    # the window starts after enough events before its ANN time, and the poses move with the lead
+    assert np.searchsorted(events['t'], starts[0] - lead_us) >= CONFIG.ann_events
+    assert starts == [s for s in window_starts(events['t'], CONFIG) if s >= starts[0]]
+    led, paper = run_offline(estimator, events), run_offline(with_lead(estimator, 0), events)
+    paper = [p for p in paper if p.window_start_us >= starts[0]]
+    assert [p.end_us for p in led] == [p.end_us for p in paper]
+    assert any(not np.array_equal(a.xy, b.xy) for a, b in zip(led, paper))
+
+
+def test_a_lead_outside_the_window_is_rejected(estimator):
+    for lead in (-1, CONFIG.steps_per_window):
+        with pytest.raises(ValueError, match=r'ann_lead_bins must be in \[0, 9\]'):
+            with_lead(estimator, lead)
+        with pytest.raises(ValueError, match='ann_lead_bins must be in'):
+            window_starts(moving_blob_events()['t'], CONFIG, lead)
