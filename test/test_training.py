@@ -148,6 +148,25 @@ def test_windows_are_the_node_inputs(toy_data):
     assert arrays['step_valid'].all() and arrays['visible'].all()
 
 
+def test_a_lead_moves_each_windows_ann_input_as_the_node_does(toy_data):
+    lead = 1
+    dataset = WindowDataset.build(toy_data, 'train', [3], CONFIG, progress=False,
+                                  ann_lead_bins=lead)
+    events = dhp19.read_events(dhp19.events_path(toy_data, 'S1_session1_mov1'), 3)
+    kept = [s for s in window_starts(events['t'], CONFIG, lead)
+            if events['t'][-1] >= s + CONFIG.window_us]
+    arrays = dataset.arrays
+    assert list(arrays['start_us']) == kept and dataset.meta['ann_lead_bins'] == lead
+    estimator = HybridEstimator(HybridPoseNet(CONFIG), dataset.geometry, ann_lead_bins=lead)
+    for w, start in enumerate(kept):
+        ann_time = start - estimator.ann_lead_us
+        n = int(np.searchsorted(events['t'], ann_time))
+        node_ann = estimator.ann_input(events[max(0, n - CONFIG.ann_events):n])[0].numpy()
+        assert np.array_equal(arrays['ann'][arrays['ann_index'][w]], np.minimum(node_ann, 255))
+        assert arrays['ann_time_us'][arrays['ann_index'][w]] == ann_time
+        assert arrays['ann_time_us'][arrays['next_index'][w]] == ann_time + CONFIG.window_us
+
+
 def test_flip_batches(toy_data):
     dataset = WindowDataset.build(toy_data, 'test', [3], CONFIG, progress=False)
     data = dataset.to_device('cpu')

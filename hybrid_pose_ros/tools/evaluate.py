@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--ann-runtime', default='torch', choices=ANN_RUNTIMES,
                         help="what runs the hybrid's window initialisation (as the node's "
                         'ann_runtime)')
+    parser.add_argument('--ann-lead-bins', type=int, default=0,
+                        help="bins before each window start at which the ANN's events end (as "
+                        "the node's ann_lead_bins; 0: the paper)")
     parser.add_argument('--quiet', action='store_true', help='no progress bars')
     return parser
 
@@ -60,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     run(checkpoints, args.data, args.cameras, out_dir, split=args.split, device=args.device,
         batch_size=args.batch_size, cache=args.cache, energy_windows=args.energy_windows,
         progress=not args.quiet, max_windows=args.max_windows,
-        ann_precision=args.ann_precision, ann_runtime=args.ann_runtime)
+        ann_precision=args.ann_precision, ann_runtime=args.ann_runtime,
+        ann_lead_bins=args.ann_lead_bins)
     return 0
 
 

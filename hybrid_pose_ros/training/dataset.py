@@ -8,7 +8,8 @@ evaluation see exactly the inputs the node builds:
 
 * the ANN input of a window starting at ``t0`` is the stacked histogram of the last
   ``ann_events`` sensor events before ``t0`` (those outside the crop are dropped after they are
-  chosen, as in the node);
+  chosen, as in the node); with ``ann_lead_bins`` (the node's parameter), before ``t0`` less
+  that many bins;
 * SNN step ``i`` sees the count frame of ``[t0 + i bin, t0 + (i + 1) bin)`` and is supervised
   with the label at the end of its bin (DHP19 label ``k`` is the pose at ``(k + 1) * 10`` ms);
   steps ending off the 10 ms label grid (the 200 Hz preset's odd steps) have no label;
@@ -131,13 +132,14 @@ class _Labels:
 
 
 def _build_source(source: Source, config: ModelConfig, geometry: SensorGeometry,
-                  step_ann: bool) -> dict[str, np.ndarray] | None:
+                  step_ann: bool, ann_lead_bins: int = 0) -> dict[str, np.ndarray] | None:
     """Precompute the pool entries and windows of one source (None when it has no window)."""
     events = dhp19.read_events(dhp19.events_path(source.folder, source.name), source.camera)
     times = events['t']
     window = config.window_us
     steps = config.steps_per_window
-    starts = [s for s in window_starts(times, config) if int(times[-1]) >= s + window]
+    starts = [s for s in window_starts(times, config, ann_lead_bins)
+              if int(times[-1]) >= s + window]
     if not starts:
         return None
     x = events['x'].astype(np.int64) - geometry.crop_x0
@@ -148,10 +150,12 @@ def _build_source(source: Source, config: ModelConfig, geometry: SensorGeometry,
     height, width = config.input_height, config.input_width
     starts_arr = np.asarray(starts, dtype=np.int64)
     offsets = np.arange(steps + 1, dtype=np.int64) * config.bin_us
+    ann_times = starts_arr - ann_lead_bins * config.bin_us   # each window's ANN input ends here
     if step_ann:
-        pool_times = np.unique((starts_arr[:, None] + offsets[None]).reshape(-1))
+        pool_times = np.unique(np.concatenate([(starts_arr[:, None] + offsets[None]).reshape(-1),
+                                               ann_times, ann_times + window]))
     else:
-        pool_times = np.unique(np.concatenate([starts_arr, starts_arr + window]))
+        pool_times = np.unique(np.concatenate([ann_times, ann_times + window]))
     ann = np.empty((len(pool_times), config.ann_in_channels, height, width), dtype=np.uint8)
     for i, t in enumerate(pool_times):
         n = int(np.searchsorted(times, t, side='left'))
@@ -181,8 +185,8 @@ def _build_source(source: Source, config: ModelConfig, geometry: SensorGeometry,
         'ann_valid': pool_labels['valid'],
         'frames': frames,
         'start_us': starts_arr,
-        'ann_index': np.array([pool_pos[int(s)] for s in starts_arr], dtype=np.int64),
-        'next_index': np.array([pool_pos[int(s + window)] for s in starts_arr],
+        'ann_index': np.array([pool_pos[int(t)] for t in ann_times], dtype=np.int64),
+        'next_index': np.array([pool_pos[int(t + window)] for t in ann_times],
                                dtype=np.int64),
         'step_ann_index': step_index.astype(np.int64),
         'joints': step_labels['joints'],
@@ -218,8 +222,13 @@ class WindowDataset:
     @classmethod
     def build(cls, folders: str | Sequence[str], split: str, cameras: Iterable[int],
               config: ModelConfig, step_ann: bool = False, progress: bool = True,
-              max_recordings: int | None = None) -> 'WindowDataset':
-        """Read and precompute every recording of ``split`` in ``folders`` for ``cameras``."""
+              max_recordings: int | None = None, ann_lead_bins: int = 0) -> 'WindowDataset':
+        """
+        Read and precompute every recording of ``split`` in ``folders`` for ``cameras``.
+
+        ``ann_lead_bins`` as the node's parameter: each window's ANN input (and the next
+        window's) ends that many bins before its start.
+        """
         folders = [folders] if isinstance(folders, str) else list(folders)
         cameras = [int(c) for c in cameras]
         sources = []
@@ -235,7 +244,7 @@ class WindowDataset:
         parts, kept = [], []
         for source in tqdm(sources, desc=f'precompute {split}', disable=not progress,
                            unit='rec'):
-            part = _build_source(source, config, geometry, step_ann)
+            part = _build_source(source, config, geometry, step_ann, ann_lead_bins)
             if part is not None:
                 part['ann_source'] = np.full(len(part['ann']), len(kept), dtype=np.int32)
                 part['window_source'] = np.full(len(part['frames']), len(kept),
@@ -257,27 +266,28 @@ class WindowDataset:
         meta = {'version': CACHE_VERSION, 'folders': [os.path.abspath(f) for f in folders],
                 'split': split, 'cameras': cameras, 'config': config.to_dict(),
                 'step_ann': bool(step_ann), 'max_recordings': max_recordings,
-                'count_clip': COUNT_CLIP}
+                'count_clip': COUNT_CLIP, 'ann_lead_bins': int(ann_lead_bins)}
         return cls(arrays, kept, config, meta)
 
     @classmethod
     def load_or_build(cls, cache: str | None, folders: str | Sequence[str], split: str,
                       cameras: Iterable[int], config: ModelConfig, step_ann: bool = False,
-                      progress: bool = True,
-                      max_recordings: int | None = None) -> 'WindowDataset':
+                      progress: bool = True, max_recordings: int | None = None,
+                      ann_lead_bins: int = 0) -> 'WindowDataset':
         """Load ``cache`` if it was built with the same settings, else build and write it."""
         cameras = [int(c) for c in cameras]
         folder_list = [folders] if isinstance(folders, str) else list(folders)
         wanted = {'version': CACHE_VERSION,
                   'folders': [os.path.abspath(f) for f in folder_list], 'split': split,
                   'cameras': cameras, 'config': config.to_dict(), 'step_ann': bool(step_ann),
-                  'max_recordings': max_recordings, 'count_clip': COUNT_CLIP}
+                  'max_recordings': max_recordings, 'count_clip': COUNT_CLIP,
+                  'ann_lead_bins': int(ann_lead_bins)}
         if cache and os.path.exists(cache):
             dataset = cls.load(cache)
             if dataset.meta == wanted:
                 return dataset
         dataset = cls.build(folder_list, split, cameras, config, step_ann, progress,
-                            max_recordings)
+                            max_recordings, ann_lead_bins)
         if cache:
             dataset.save(cache)
         return dataset
@@ -299,6 +309,7 @@ class WindowDataset:
         """Read a dataset written by :meth:`save`."""
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data['meta']))
+            meta.setdefault('ann_lead_bins', 0)   # caches from before the lead existed
             sources = [Source(str(f), str(n), int(c)) for f, n, c in zip(
                 data['source_folder'], data['source_name'], data['source_camera'])]
             arrays = {key: data[key] for key in POOL_KEYS + WINDOW_KEYS}

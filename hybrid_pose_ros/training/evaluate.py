@@ -363,7 +363,8 @@ def run(checkpoints: dict[str, str | None], data: Sequence[str], cameras: Sequen
         out_dir: str, split: str = 'test', device: str = 'auto', batch_size: int = 16,
         cache: str | None = None, energy_windows: int = 4, progress: bool = True,
         max_windows: int | None = None, ann_precision: str = 'float32',
-        ann_runtime: str = 'torch', log: Callable[[str], None] = print) -> dict[str, Any]:
+        ann_runtime: str = 'torch', ann_lead_bins: int = 0,
+        log: Callable[[str], None] = print) -> dict[str, Any]:
     """
     Load checkpoints (``hybrid``, ``pure_snn``, ``ann``; any may be None), evaluate, write.
 
@@ -373,6 +374,8 @@ def run(checkpoints: dict[str, str | None], data: Sequence[str], cameras: Sequen
     hybrid's window initialisation only). ``ann_runtime`` (``torch``, ``openvino`` or ``auto``,
     as the node's parameter) sets what runs the hybrid's window initialisation, which also gives
     the "ANN held" heatmap; the "ANN every step" baseline always runs in torch.
+    ``ann_lead_bins`` (the node's parameter) ends each window's ANN input that many bins
+    before its start, for the hybrid and the held ANN alike.
 
     The model config comes from the first checkpoint given; every checkpoint must share its
     input size and timing.
@@ -392,7 +395,8 @@ def run(checkpoints: dict[str, str | None], data: Sequence[str], cameras: Sequen
             raise ValueError(f'{kind} checkpoint {checkpoint.path} has another input size or '
                              'timing than the others')
     dataset = WindowDataset.load_or_build(cache, list(data), split, cameras, config,
-                                          step_ann=True, progress=progress)
+                                          step_ann=True, progress=progress,
+                                          ann_lead_bins=ann_lead_bins)
     log(f'{split}: {len(dataset)} windows from {len(dataset.sources)} recording-cameras '
         f'({dataset.nbytes() / 2**20:.0f} MiB)')
     device_data = dataset.to_device(device)
@@ -411,6 +415,7 @@ def run(checkpoints: dict[str, str | None], data: Sequence[str], cameras: Sequen
     results['device'] = str(device)
     results['ann_precision'] = precision
     results['ann_runtime'] = runtime
+    results['ann_lead_bins'] = ann_lead_bins
     json_path, png_path = write_results(results, out_dir)
     log(format_table(results))
     log(f'wrote {json_path} and {png_path}')
