@@ -47,27 +47,30 @@ def pose_xy(msg):
     return np.array([[p.position.x, p.position.y] for p in msg.poses])
 
 
-@pytest.mark.parametrize('pace, ann_runtime, calibrated', [
-    ('as_fast_as_possible', 'auto', False), ('real_time', 'auto', False),
-    ('as_fast_as_possible', 'torch', False), ('as_fast_as_possible', 'auto', True)])
+@pytest.mark.parametrize('pace, ann_runtime, calibrated, ann_lead_bins, message_us', [
+    ('as_fast_as_possible', 'auto', False, 0, 10_000), ('real_time', 'auto', False, 0, 10_000),
+    ('as_fast_as_possible', 'torch', False, 0, 10_000),
+    ('as_fast_as_possible', 'auto', True, 0, 10_000),
+    ('real_time', 'auto', False, 1, 33_333)])
 def test_replayed_events_give_the_offline_poses(tmp_path, rclpy_context, ros_env, pace,
-                                                ann_runtime, calibrated):
+                                                ann_runtime, calibrated, ann_lead_bins,
+                                                message_us):
     from dvs_msgs.msg import EventArray
     if calibrated:
         pytest.importorskip('nncf')
     checkpoint = tmp_path / 'model.pt'
     small_checkpoint(checkpoint, calibrated, ann_events=2000)
     events = moving_blob_events()
-    reference = offline_reference(checkpoint, events, ann_runtime)
+    reference = offline_reference(checkpoint, events, ann_runtime, ann_lead_bins)
     node = start_node(ros_env, checkpoint, 'input_type:=dvs', 'min_confidence:=0.0',
-                      f'ann_runtime:={ann_runtime}')
+                      f'ann_runtime:={ann_runtime}', f'ann_lead_bins:={ann_lead_bins}')
     collector = Collector(rclpy_context, EventArray)
     try:
         assert collector.spin_until(lambda: collector.publisher.get_subscription_count() > 0,
                                     30.0, node), 'node did not subscribe'
         collector.spin_until(lambda: False, 1.0, node)
         start = time.monotonic()
-        for message in split_messages(events, 10_000):
+        for message in split_messages(events, message_us):
             if pace == 'real_time':
                 due = start + (message['t'][-1] - events['t'][0]) / 1e6
                 collector.spin_until(lambda: time.monotonic() >= due, 5.0, node)
@@ -132,6 +135,11 @@ def test_invalid_parameter_stops_the_node_with_one_message(tmp_path, ros_env):
     assert node.returncode == 2
     assert "hybrid_pose_node: parameter device='gpu': must be 'cpu', 'cuda' or 'cuda:N'" in output
     assert 'Traceback' not in output
+    node = start_node(ros_env, checkpoint, 'ann_lead_bins:=10')
+    output, _ = node.communicate(timeout=60)
+    assert node.returncode == 2
+    assert ('hybrid_pose_node: parameter ann_lead_bins must be in [0, 9] (bins of a window), '
+            'got 10') in output
 
 
 def test_missing_checkpoint_is_reported_with_the_path(tmp_path, ros_env):

@@ -1,21 +1,23 @@
 """
 ``hybrid_pose_node``: events in, 13 DHP19 joints out at the SNN rate.
 
-Threads: the event subscription decodes raw CDR with numpy and bins events by event time; as soon
-as the stream passes a window start (the bin ending there is complete) it builds the ANN input from
-the 7500 preceding events and starts the ANN (``ann_runtime``: OpenVINO on its own thread, which
-never waits for the GIL, or torch in the ANN worker thread), so the ANN runs while the window's
-first bin is still filling, and it queues each completed bin. Right after each message the same
-callback steps the SNN through the queued bins (at the SNN rate, one step per completed 10 ms
-bin), waiting for the ANN state only at the bin it was computed for; stepping in the callback
-saves the wake-up of a polling timer. Skeleton markers due in that time (``marker_rate_hz``)
-follow once the queue is empty, so visualisation never delays a pose. All callbacks share one
+Threads: the event subscription decodes raw CDR with numpy and bins events by event time, and
+queues each completed bin. Right after each message the same callback steps the SNN through the
+queued bins (at the SNN rate, one step per completed 10 ms bin), waiting for the ANN state only at
+the bin it was computed for; stepping in the callback saves the wake-up of a polling timer. As soon
+as the stream passes a window's ANN time (the window start, less ``ann_lead_bins`` bins: the bin
+ending there is complete) the node builds the ANN input from the 7500 preceding events and starts
+the ANN (``ann_runtime``: OpenVINO on its own thread, which never waits for the GIL, or torch in
+the ANN worker thread), so the ANN runs while the window's first bin is still filling: before the
+message's bins are stepped if the same message completes the window's first bin, else right after
+them, so that it does not slow them. Skeleton markers due in that time (``marker_rate_hz``) follow
+once the queue is empty, so visualisation never delays a pose. All callbacks share one
 single-threaded executor: rclpy's multi-threaded executor cost so much Python time on two cores
 that the node fell behind (448 of 448 sample-bag poses with one executor thread against 63 with
 four, p50 latency 19 ms against 200 ms); OpenVINO, the torch ops of the ANN thread and the sparse
 SNN kernels release the GIL. The published poses equal
-:func:`hybrid_pose_ros.estimator.run_offline` on the same events at any replay speed (with
-reliable delivery). No pose is published for bins outside an initialised window.
+:func:`hybrid_pose_ros.estimator.run_offline` on the same events at any replay speed (with reliable
+delivery). No pose is published for bins outside an initialised window.
 
 Reliability policies; every counter named here is a value in ``/diagnostics``, whose level is
 WARN while a drop counter grew since the previous status and ERROR while an error counter
@@ -73,7 +75,8 @@ import traceback
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseArray
-from hybrid_pose_ros.estimator import BinTask, HybridEstimator, StreamingRunner
+from hybrid_pose_ros.estimator import (
+    BinTask, check_ann_lead_bins, HybridEstimator, StreamingRunner)
 from hybrid_pose_ros.events.binning import EventBinner, screen_events
 from hybrid_pose_ros.events.representations import warm_up_sensor_histograms
 from hybrid_pose_ros.events.sensor import SensorGeometry
@@ -108,7 +111,7 @@ from visualization_msgs.msg import MarkerArray
 DEFAULT_CHECKPOINT = 'hybrid_cpu.pt'
 STARTUP_ONLY = {'checkpoint', 'device', 'threads', 'snn_backend', 'ann_precision', 'ann_runtime',
                 'input_type', 'packet_encoding', 'events_topic', 'qos_depth', 'qos_reliability',
-                'bin_us', 'sensor_width', 'sensor_height'}
+                'bin_us', 'ann_lead_bins', 'sensor_width', 'sensor_height'}
 SIZE_CONFIRM_MESSAGES = 10
 MAX_QUEUED_EVENTS = 4_000_000
 IDLE_AFTER_S = 2.0
@@ -183,6 +186,8 @@ class HybridPoseNode(Node):
         self.lock = threading.Lock()
         self.queue: deque[tuple[BinTask, AnnJob | None, float]] = deque()
         self.early_ann: dict[int, AnnJob] = {}   # window start (us) -> ANN started before it
+        # window start (us) -> its ANN's events, to start once this message's bins are stepped
+        self.deferred_ann: dict[int, np.ndarray] = {}
         self.queued_events = 0
         self.resume_us = np.iinfo(np.int64).min
         self.marker_decimator = EventTimeDecimator()
@@ -254,6 +259,10 @@ class HybridPoseNode(Node):
         if self.params['bin_us'] not in (0, loaded.config.bin_us):
             raise StartupError(f'parameter bin_us={self.params["bin_us"]} differs from the '
                                f'{loaded.config.bin_us} us the checkpoint was trained with')
+        try:
+            check_ann_lead_bins(self.params['ann_lead_bins'], loaded.config)
+        except ValueError as error:
+            raise StartupError(f'parameter {error}') from None
         torch.set_num_threads(self.params['threads'])
         return loaded
 
@@ -335,6 +344,7 @@ class HybridPoseNode(Node):
             self.get_logger().error(self.last_error + '\n' + traceback.format_exc(),
                                     throttle_duration_sec=LOG_THROTTLE_S)
         self._step_queued_bins()
+        self._start_deferred_anns()
 
     def _count_lost(self, info: MessageInfo) -> None:
         """Count gaps in each publisher's sequence numbers (where the rmw provides them)."""
@@ -382,8 +392,8 @@ class HybridPoseNode(Node):
             elif early is not None:
                 early.cancel()
             if task.next_history is not None and self._after_resume(task.next_history):
-                # the next window's events are known: start its ANN before its first bin ends
-                self.early_ann[task.bin.end_us] = self._start_ann(task.next_history)
+                # the next window's events are known: its ANN starts before its first bin ends
+                self.deferred_ann[task.next_window_us] = task.next_history
             with self.lock:
                 self.queue.append((task, future, received))
                 self.queued_events += len(task.bin.events)
@@ -394,13 +404,34 @@ class HybridPoseNode(Node):
         return int(history['t'][0]) >= self.resume_us
 
     def _take_early_ann(self, task: BinTask) -> AnnJob | None:
-        """Pop the ANN started early for the window this bin begins; cancel outdated ones."""
+        """
+        Pop the ANN started early for the window this bin begins; drop outdated ones.
+
+        A window whose ANN waits in :attr:`deferred_ann` gets it started by its first bin
+        instead, since this message needs its state.
+        """
         start = task.bin.start_us
         discontinuous = task.bin.gap_before or task.bin.reset_before
         for window_start in list(self.early_ann):
             if discontinuous or window_start < start:
                 self.early_ann.pop(window_start).cancel()
+        for window_start in list(self.deferred_ann):
+            if discontinuous or window_start <= start:
+                del self.deferred_ann[window_start]
         return self.early_ann.pop(start, None)
+
+    def _start_deferred_anns(self) -> None:
+        """Start the ANN of windows whose events are known, now that the queue is stepped."""
+        try:
+            for window_start, history in self.deferred_ann.items():
+                self.early_ann[window_start] = self._start_ann(history)
+        except Exception as error:  # noqa: B902 - a failed ANN start must not stop the node
+            self.stats['step_errors'] += 1
+            self.last_error = f'starting the ANN early failed: {error!r}'
+            self.get_logger().error(self.last_error + '\n' + traceback.format_exc(),
+                                    throttle_duration_sec=LOG_THROTTLE_S)
+        finally:
+            self.deferred_ann.clear()
 
     def _start_ann(self, history: np.ndarray) -> AnnJob:
         """Start the ANN on a window's history: in OpenVINO's own thread, or the ANN thread."""
@@ -465,8 +496,10 @@ class HybridPoseNode(Node):
             for future in self.early_ann.values():
                 future.cancel()
             self.early_ann.clear()
+            self.deferred_ann.clear()
             self.runner = StreamingRunner(
-                HybridEstimator(self.model, self.geometry, self.device), binner)
+                HybridEstimator(self.model, self.geometry, self.device,
+                                ann_lead_bins=self.params['ann_lead_bins']), binner)
         self.resume_us = np.iinfo(np.int64).min
         self.plane = None
 

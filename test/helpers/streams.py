@@ -86,17 +86,17 @@ def randomize_batchnorm(model, seed, mean=0.2, var=(1.0, 0.5), weight=(1.0, 0.5)
     return model
 
 
-def offline_reference(checkpoint, events, ann_runtime='auto'):
+def offline_reference(checkpoint, events, ann_runtime='auto', ann_lead_bins=0):
     """
     Return the poses ``run_offline`` gives for 346x260-sensor ``events`` with ``checkpoint``.
 
     The model is prepared as the node prepares it (sparse SNN, ``ann_precision`` ``auto``,
     ``ann_runtime`` as given: the node's default ``auto``), so that both compute the same
-    arithmetic.
+    arithmetic; ``ann_lead_bins`` as the node's parameter.
     """
     loaded = load_checkpoint(checkpoint)
     geometry = SensorGeometry.for_sensor(346, 260, loaded.config.input_width,
                                          loaded.config.input_height)
     model = prepare_for_inference(loaded.model, snn_backend='sparse', ann_precision='auto',
                                   ann_runtime=ann_runtime)
-    return run_offline(HybridEstimator(model, geometry), events)
+    return run_offline(HybridEstimator(model, geometry, ann_lead_bins=ann_lead_bins), events)
