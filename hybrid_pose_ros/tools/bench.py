@@ -114,6 +114,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--ann-precision', default='auto', choices=ANN_PRECISIONS,
                         help='e2e: the ANN precision of the capacity runs (OpenVINO in the '
                         "CPU's native float precision is measured at 1x as a baseline)")
+    parser.add_argument('--ann-lead-bins', type=int, default=0,
+                        help="e2e: the node's ann_lead_bins in the capacity runs (the other of "
+                        '0 and 1 is measured at 1x as a baseline)')
     args = parser.parse_args(argv)
     results: dict[str, Any] = {}
     if 'ingest' in args.sections:
@@ -143,14 +146,16 @@ def main(argv: list[str] | None = None) -> None:
         bench_sparse.print_sparse(results['sparse'])
     if 'e2e' in args.sections:
         from hybrid_pose_ros.tools import bench_e2e
+        setup = bench_e2e.NodeSetup(args.snn_backend, args.ann_runtime, args.ann_precision,
+                                    args.ann_lead_bins)
         results['e2e'] = bench_e2e.bench_e2e(
-            threads=args.threads, snn_backend=args.snn_backend, ann_runtime=args.ann_runtime,
-            ann_precision=args.ann_precision, baselines=(
-                ('dense' if args.snn_backend == 'sparse' else 'sparse', args.ann_runtime,
-                 args.ann_precision),
-                (args.snn_backend, 'torch', 'auto'))
-            + (((args.snn_backend, 'openvino', resolve_ann_precision('auto')),)
-               if openvino_available() else ()),
+            threads=args.threads, setup=setup, baselines=(
+                setup._replace(snn_backend='dense' if args.snn_backend == 'sparse' else 'sparse'),
+                setup._replace(ann_runtime='torch', ann_precision='auto'))
+            + ((setup._replace(ann_runtime='openvino',
+                               ann_precision=resolve_ann_precision('auto')),)
+               if openvino_available() else ())
+            + (setup._replace(ann_lead_bins=0 if args.ann_lead_bins else 1),),
             message_us=round(args.message_ms * 1000) if args.message_ms else None,
             rates=(1.0, 4.0) if args.quick else (1.0, 1.5, 2.0, 3.0, 4.0, 8.0))
         bench_e2e.print_e2e(results['e2e'])

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 from hybrid_pose_ros.model.checkpoint import load_checkpoint, LoadedCheckpoint
 from hybrid_pose_ros.model.config import ModelConfig
@@ -78,16 +78,24 @@ def node_checkpoint(checkpoint: str | None) -> LoadedCheckpoint:
     return load_checkpoint(checkpoint or default_checkpoint())
 
 
+class NodeSetup(NamedTuple):
+    """The node parameters a run compares (the rest are the node's defaults)."""
+
+    snn_backend: str = 'sparse'
+    ann_runtime: str = 'auto'
+    ann_precision: str = 'auto'
+    ann_lead_bins: int = 0
+
+
 def run_once(messages: Sequence[tuple[int, bytes, int]], rate: float, threads: int,
-             checkpoint: str | None, snn_backend: str = 'sparse',
-             config: ModelConfig | None = None, ann_runtime: str = 'auto',
-             ann_precision: str = 'auto') -> dict[str, Any]:
+             checkpoint: str | None, setup: NodeSetup = NodeSetup(),
+             config: ModelConfig | None = None) -> dict[str, Any]:
     """
     Replay ``messages`` at ``rate`` into a fresh node process; return its measurements.
 
     ``config`` is the checkpoint's (its bin and window lengths group the latencies); it is read
-    from the checkpoint when not given. ``snn_backend``, ``ann_runtime`` and ``ann_precision``
-    are the node's parameters; the result's ``ann`` says what they resolved to.
+    from the checkpoint when not given. ``setup`` holds the node's parameters; the result
+    repeats them, and its ``ann`` says what the ANN's resolved to.
     """
     config = config or node_checkpoint(checkpoint).config
     import rclpy
@@ -98,8 +106,9 @@ def run_once(messages: Sequence[tuple[int, bytes, int]], rate: float, threads: i
     args = [sys.executable, '-m', 'hybrid_pose_ros.ros.node', '--ros-args',
             '-p', 'input_type:=dvs', '-p', 'events_topic:=/bench/events',
             '-p', 'qos_reliability:=reliable', '-p', f'threads:={threads}',
-            '-p', f'snn_backend:={snn_backend}', '-p', f'ann_runtime:={ann_runtime}',
-            '-p', f'ann_precision:={ann_precision}',
+            '-p', f'snn_backend:={setup.snn_backend}', '-p', f'ann_runtime:={setup.ann_runtime}',
+            '-p', f'ann_precision:={setup.ann_precision}',
+            '-p', f'ann_lead_bins:={setup.ann_lead_bins}',
             '-p', 'diagnostics_period:=0.5', '-r', '__ns:=/bench']
     if checkpoint:
         args += ['-p', f'checkpoint:={checkpoint}']
@@ -157,8 +166,8 @@ def run_once(messages: Sequence[tuple[int, bytes, int]], rate: float, threads: i
         receiver.join(10)
         bench.destroy_node()
         context.try_shutdown()
-    return summarise(arrivals, published, diagnostics, wall, cpu, config.bin_us,
-                     config.window_us)
+    return dict(summarise(arrivals, published, diagnostics, wall, cpu, config.bin_us,
+                          config.window_us), rate=rate, **setup._asdict())
 
 
 def summarise(arrivals: Sequence[tuple[float, int]], published: Sequence[tuple[float, int]],
@@ -274,16 +283,14 @@ def steps_after_idle(messages: Sequence[tuple[int, bytes, int]], loaded: LoadedC
 
 def bench_e2e(bag: pathlib.Path | None = None, topic: str = SAMPLE_EVENTS_TOPIC, threads: int = 1,
               checkpoint: str | None = None, rates: Sequence[float] = (1.0, 2.0, 4.0, 8.0),
-              snn_backend: str = 'sparse', ann_runtime: str = 'auto',
-              ann_precision: str = 'auto',
-              baselines: Sequence[tuple[str, str, str]] = (('dense', 'auto', 'auto'),
-                                                           ('sparse', 'torch', 'auto')),
+              setup: NodeSetup = NodeSetup(),
+              baselines: Sequence[NodeSetup] = (NodeSetup('dense'), NodeSetup('sparse', 'torch')),
               message_us: int | None = None) -> dict[str, Any]:
     """
-    Run the real-time replay and the capacity search; return both.
+    Run the real-time replay and the capacity search of ``setup``; return both.
 
-    Each ``(snn_backend, ann_runtime, ann_precision)`` of ``baselines`` that differs from the
-    measured one is replayed at real time too, so the table holds the paths measured in one run.
+    Each of ``baselines`` that differs from ``setup`` is replayed at real time too, so the table
+    holds the paths measured in one run.
     ``message_us`` re-cuts the bag's messages into slices of that length (:func:`rechunk`).
     Without ``bag``: the bundled sample bag.
     """
@@ -298,18 +305,15 @@ def bench_e2e(bag: pathlib.Path | None = None, topic: str = SAMPLE_EVENTS_TOPIC,
     after_idle = dict(steps_after_idle(messages, loaded), clock_ratio=idle_clock_ratio())
     baseline_runs = []
     for baseline in baselines:
-        if tuple(baseline) == (snn_backend, ann_runtime, ann_precision):
+        if baseline == setup:
             continue
-        run = run_once(messages, 1.0, threads, checkpoint, baseline[0], config, *baseline[1:])
-        run.update(rate=1.0, event_rate_mev_s=events / duration_s / 1e6,
-                   snn_backend=baseline[0], ann_runtime=baseline[1], ann_precision=baseline[2])
+        run = run_once(messages, 1.0, threads, checkpoint, baseline, config)
+        run.update(event_rate_mev_s=events / duration_s / 1e6)
         baseline_runs.append(run)
     runs = []
     for rate in rates:
-        run = run_once(messages, rate, threads, checkpoint, snn_backend, config, ann_runtime,
-                       ann_precision)
-        run.update(snn_backend=snn_backend, ann_runtime=ann_runtime, ann_precision=ann_precision)
-        run.update(rate=rate, event_rate_mev_s=events / duration_s * rate / 1e6)
+        run = run_once(messages, rate, threads, checkpoint, setup, config)
+        run.update(event_rate_mev_s=events / duration_s * rate / 1e6)
         run['sustained'] = (not run['bins_dropped'] and not run['messages_lost']
                             and run['poses'] == (runs[0]['poses'] if runs else run['poses'])
                             and run['latency_p99_ms'] <= KEEPS_UP_P99_MS)
@@ -330,20 +334,21 @@ def print_e2e(result: dict[str, Any]) -> None:
                 else 'messages as recorded')
     print(f'\n## End to end over DDS ({result["topic"]}, {messages}, threads '
           f'{result["threads"]})')
-    print('| SNN | ANN | rate | Mev/s | poses | bins dropped | p50 ms | p99 ms | SNN Hz | ANN Hz '
-          '| CPU |')
-    print('|---|---|---|---|---|---|---|---|---|---|---|')
+    print('| SNN | ANN | ANN lead | rate | Mev/s | poses | bins dropped | p50 ms | p99 ms '
+          '| SNN Hz | ANN Hz | CPU |')
+    print('|---|---|---|---|---|---|---|---|---|---|---|---|')
     for r in result['baselines_real_time'] + result['capacity_runs']:
-        print(f'| {r["snn_backend"]} | {r["ann"]} | {r["rate"]:g}x | '
+        print(f'| {r["snn_backend"]} | {r["ann"]} | {r["ann_lead_bins"]} | {r["rate"]:g}x | '
               f'{r["event_rate_mev_s"]:.2f} | '
               f'{r["poses"]} | {r["bins_dropped"]} | {r["latency_p50_ms"]:.1f} | '
               f'{r["latency_p99_ms"]:.1f} | {r["snn_rate_hz"]:.1f} | {r["ann_rate_hz"]:.1f} | '
               f'{r["node_cpu_cores"]:.2f} |')
-    by_bin = result['real_time']['latency_by_window_bin_ms']
-    real_time = result['real_time']
-    print(f'median latency by bin of the window at 1x ({real_time["snn_backend"]}, '
-          f'{real_time["ann"]}): '
-          + ', '.join('-' if ms is None else f'{ms:.1f}' for ms in by_bin) + ' ms')
+    led = [r for r in result['baselines_real_time'] if r['ann_lead_bins']]
+    for run in [result['real_time']] + led:
+        print(f'median latency by bin of the window at 1x ({run["snn_backend"]}, {run["ann"]}, '
+              f'ANN lead {run["ann_lead_bins"]}): '
+              + ', '.join('-' if ms is None else f'{ms:.1f}'
+                          for ms in run['latency_by_window_bin_ms']) + ' ms')
     print(f'sustained (all poses, no drops, p99 <= {KEEPS_UP_P99_MS:g} ms) up to '
           f'{result["capacity_rate"]:g}x real time = {result["capacity_mev_s"]:.2f} Mev/s of '
           'this bag')
