@@ -317,6 +317,13 @@ class HybridPoseNode(Node):
         decoded = codecs.decode_event_array(data, check_bounds=False)
         return decoded, decoded.events
 
+    def _error(self, counter: str, message: str) -> None:
+        """Count an error, remember it as the last error and log it with its traceback."""
+        self.stats[counter] += 1
+        self.last_error = message
+        self.get_logger().error(message + '\n' + traceback.format_exc(),
+                                throttle_duration_sec=LOG_THROTTLE_S)
+
     def _warn(self, counter: str, message: str, amount: int = 1) -> None:
         """
         Count a drop, remember it as the last error and log it.
@@ -339,10 +346,7 @@ class HybridPoseNode(Node):
         except codecs.CodecError as error:
             self._warn('decode_errors', f'dropped a message on {self.events_topic}: {error}')
         except Exception as error:  # noqa: B902 - no input may stop the node
-            self.stats['message_errors'] += 1
-            self.last_error = f'dropped a message on {self.events_topic}: {error!r}'
-            self.get_logger().error(self.last_error + '\n' + traceback.format_exc(),
-                                    throttle_duration_sec=LOG_THROTTLE_S)
+            self._error('message_errors', f'dropped a message on {self.events_topic}: {error!r}')
         self._step_queued_bins()
         self._start_deferred_anns()
 
@@ -426,10 +430,7 @@ class HybridPoseNode(Node):
             for window_start, history in self.deferred_ann.items():
                 self.early_ann[window_start] = self._start_ann(history)
         except Exception as error:  # noqa: B902 - a failed ANN start must not stop the node
-            self.stats['step_errors'] += 1
-            self.last_error = f'starting the ANN early failed: {error!r}'
-            self.get_logger().error(self.last_error + '\n' + traceback.format_exc(),
-                                    throttle_duration_sec=LOG_THROTTLE_S)
+            self._error('step_errors', f'starting the ANN early failed: {error!r}')
         finally:
             self.deferred_ann.clear()
 
@@ -538,11 +539,8 @@ class HybridPoseNode(Node):
                     self._publish(pose, task)
                     self.latencies_ms.append((time.monotonic() - received) * 1e3)
             except Exception as error:  # noqa: B902 - a failed step must not stop the node
-                self.stats['step_errors'] += 1
-                self.last_error = (f'model step for the bin ending at {task.bin.end_us} us '
-                                   f'failed: {error!r}; the window ends')
-                self.get_logger().error(self.last_error + '\n' + traceback.format_exc(),
-                                        throttle_duration_sec=LOG_THROTTLE_S)
+                self._error('step_errors', f'model step for the bin ending at '
+                            f'{task.bin.end_us} us failed: {error!r}; the window ends')
                 runner.estimator.end_window()
         self._publish_due_markers()
 
@@ -554,10 +552,7 @@ class HybridPoseNode(Node):
                     self._header(end_us), xy, confidence, self.params['min_confidence'],
                     self._image_plane(), self.params['marker_lifetime']))
         except Exception as error:  # noqa: B902 - visualisation must not stop the node
-            self.stats['step_errors'] += 1
-            self.last_error = f'publishing skeleton markers failed: {error!r}'
-            self.get_logger().error(self.last_error + '\n' + traceback.format_exc(),
-                                    throttle_duration_sec=LOG_THROTTLE_S)
+            self._error('step_errors', f'publishing skeleton markers failed: {error!r}')
         finally:
             self.due_markers.clear()
 

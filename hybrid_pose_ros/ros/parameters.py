@@ -109,11 +109,11 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('bin_us', 0, 'SNN bin length in microseconds of event time; 0 takes the '
                   "checkpoint's value (10000 = 100 Hz).", _at_least(0)),
     ParameterSpec('ann_lead_bins', 0, "Bins before a window start at which the ANN's 7500 "
-                  'events end. 0 is the paper (the ANN sees the events up to the window start); '
-                  '1 lets the ANN run while the bin before the window arrives, so drivers that '
-                  'send 20-40 ms messages get poses 3-6 ms sooner at the window starts, for '
-                  '+0.03 px (0.5 %) on the test split. At most steps per window - 1.',
-                  _at_least(0)),
+                  'events end: 0 is the paper (the events up to the window start); 1 lets the '
+                  'ANN run while the bin before the window arrives, so that the first poses of '
+                  'a window need not wait for it when one message completes them (drivers that '
+                  'send 20-40 ms messages), for +0.03 px on the test split. At most the steps '
+                  'per window - 1.', _at_least(0)),
     ParameterSpec('max_pending_bins', 50, 'Completed bins allowed to wait for the SNN; beyond '
                   'this the oldest whole window is dropped and counted.', _at_least(1)),
     ParameterSpec('frame_id', '', 'Frame of the outputs; empty uses the frame_id of the input '
