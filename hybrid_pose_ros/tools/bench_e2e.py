@@ -343,8 +343,10 @@ def print_e2e(result: dict[str, Any]) -> None:
               f'{r["poses"]} | {r["bins_dropped"]} | {r["latency_p50_ms"]:.1f} | '
               f'{r["latency_p99_ms"]:.1f} | {r["snn_rate_hz"]:.1f} | {r["ann_rate_hz"]:.1f} | '
               f'{r["node_cpu_cores"]:.2f} |')
-    led = [r for r in result['baselines_real_time'] if r['ann_lead_bins']]
-    for run in [result['real_time']] + led:
+    real_time = result['real_time']
+    other_lead = [r for r in result['baselines_real_time'] if all(
+        r[field] == real_time[field] for field in NodeSetup._fields if field != 'ann_lead_bins')]
+    for run in [real_time] + other_lead:
         print(f'median latency by bin of the window at 1x ({run["snn_backend"]}, {run["ann"]}, '
               f'ANN lead {run["ann_lead_bins"]}): '
               + ', '.join('-' if ms is None else f'{ms:.1f}'
