@@ -25,6 +25,7 @@ setup(
         share('rviz', '*.rviz'),
         share('weights', '*.pt'),
         share('weights', '*.json'),
+        share(os.path.join('weights', 'dhp19'), '*'),
         (os.path.join('share', PACKAGE, 'data', 'sample_bag'), sorted(glob('bags/sample_bag/*'))),
     ],
     install_requires=['setuptools'],
