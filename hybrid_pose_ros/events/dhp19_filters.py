@@ -22,18 +22,18 @@ P-matrix projection (``u = x/w``, ``v = 260 - y/w``) and of the CNN's input. Hen
   loses all of them.
 * Background activity (``BackgroundFilter.m``, 70 ms): the events are walked in time order
   with a per-pixel "last support time" map that starts at 0 on the events' clock. An event
-  passes when ``t - map[pixel] <= dt`` (it fails only when strictly greater); then, unless it
-  lies on the border of the multiplexed image, it writes ``t`` into its 8 neighbours, never
-  its own pixel. So an event no neighbour supported passes only when ``t <= dt`` on its clock
-  (DHP19's AEDAT clock is absolute, so there it never does; this package's files start at 0);
-  a border event is filtered like any other but supports nobody; and MATLAB's
-  ``uint32 - double`` saturating at 0 lets an out-of-order event pass, as ``t - map <= dt``
-  does here. The border is ``Y = 1`` and ``Y = 260`` (rows ``v = 0`` and ``v = 259``) of every
-  camera, ``X = 1`` (column ``u = 0``) of camera 0 only and ``X = 1384`` (``u = 345``) of
-  camera 3 only. The other edge columns are seams inside the multiplexed image: their events
-  support their in-camera neighbours here as in DHP19, where they also stamp the adjacent
-  camera's edge column; that cross-camera spill is the one effect a per-camera filter leaves
-  out.
+  passes when ``t - map[pixel] <= dt`` (it fails only when strictly greater); then, whether it
+  passed or not, unless it lies on the border of the multiplexed image, it writes ``t`` into
+  its 8 neighbours, never its own pixel. So an event no neighbour supported passes only when
+  ``t <= dt`` on its clock (DHP19's AEDAT clock is absolute, so there it never does; this
+  package's files start at 0); a border event is filtered like any other but supports nobody;
+  and MATLAB's ``uint32 - double`` saturating at 0 lets an out-of-order event pass, as
+  ``t - map <= dt`` does here. The border is ``Y = 1`` and ``Y = 260`` (rows ``v = 0`` and
+  ``v = 259``) of every camera, ``X = 1`` (column ``u = 0``) of camera 0 only and ``X = 1384``
+  (``u = 345``) of camera 3 only. The other edge columns are seams inside the multiplexed
+  image: their events support their in-camera neighbours here as in DHP19, where they also
+  stamp the adjacent camera's edge column; that cross-camera spill is the one effect a
+  per-camera filter leaves out.
 * IR-light masks (``maskRegionFilter.m`` with the rectangles of ``Generate_DHP19.m``): events
   strictly inside ``780 < X < 810, 115 < Y < 145`` are removed, which is camera 2, columns
   ``u = 88..116``, rows ``v = 115..143``; and strictly inside ``1252 < X < 1259, 136 < Y < 144``
