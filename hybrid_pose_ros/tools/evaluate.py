@@ -1,11 +1,15 @@
 """
 Command line: the paper's table (ANN every step, ANN held, hybrid, pure SNN) on a split.
 
+Also a row of the DHP19 baseline CNN, trained on real DHP19 (the bundled weights, or
+``--dhp19-cnn PATH``; ``--no-dhp19-cnn`` leaves it out).
+
 Writes ``evaluation.json`` and ``mpjpe_per_step.png`` into ``--out-dir`` and prints the table.
 """
 import argparse
 import os
 
+from hybrid_pose_ros.model.dhp19_cnn import default_dhp19_cnn_path
 from hybrid_pose_ros.model.inference import ANN_PRECISIONS, ANN_RUNTIMES
 from hybrid_pose_ros.training.evaluate import run
 
@@ -39,6 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--ann-lead-bins', type=int, default=0,
                         help="bins before each window start at which the ANN's events end (as "
                         "the node's ann_lead_bins; 0: the paper)")
+    parser.add_argument('--dhp19-cnn', nargs='?', metavar='PATH',
+                        help='Keras file of the DHP19 baseline CNN for the dhp19_cnn row '
+                        '(default: the bundled weights/dhp19/DHP_CNN.model)')
+    parser.add_argument('--no-dhp19-cnn', action='store_true', help='no dhp19_cnn row')
+    parser.add_argument('--dhp19-cnn-no-filters', action='store_true',
+                        help="feed the DHP19 CNN without DHP19's hot-pixel, background-activity "
+                        'and IR-mask filters')
     parser.add_argument('--quiet', action='store_true', help='no progress bars')
     return parser
 
@@ -59,12 +70,21 @@ def main(argv: list[str] | None = None) -> int:
             checkpoints['ann'] = candidate
     if not any(checkpoints.values()):
         parser.error('no checkpoint: give --run-dir or --hybrid/--pure-snn/--ann')
+    if args.no_dhp19_cnn and args.dhp19_cnn:
+        parser.error('--dhp19-cnn and --no-dhp19-cnn exclude each other')
+    dhp19_cnn = None
+    if not args.no_dhp19_cnn:
+        try:
+            dhp19_cnn = args.dhp19_cnn or str(default_dhp19_cnn_path())
+        except FileNotFoundError as exc:
+            parser.error(f'{exc}; give --dhp19-cnn PATH or --no-dhp19-cnn')
     out_dir = args.out_dir or os.path.join(args.run_dir or '.', 'evaluation')
     run(checkpoints, args.data, args.cameras, out_dir, split=args.split, device=args.device,
         batch_size=args.batch_size, cache=args.cache, energy_windows=args.energy_windows,
         progress=not args.quiet, max_windows=args.max_windows,
         ann_precision=args.ann_precision, ann_runtime=args.ann_runtime,
-        ann_lead_bins=args.ann_lead_bins)
+        ann_lead_bins=args.ann_lead_bins, dhp19_cnn=dhp19_cnn,
+        dhp19_cnn_filters=not args.dhp19_cnn_no_filters)
     return 0
 
 

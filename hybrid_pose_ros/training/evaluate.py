@@ -1,7 +1,8 @@
 """
 The paper's evaluation table (spec section 5.1) on a DHP19-format split.
 
-Four models per window, all on the node's windows (:mod:`hybrid_pose_ros.training.dataset`):
+Four models per window, all on the node's windows (:mod:`hybrid_pose_ros.training.dataset`),
+and a referee trained on real data:
 
 ``ann_every_step``
     The ANN re-run at every step on the ``ann_events`` events before the step's end
@@ -12,11 +13,19 @@ Four models per window, all on the node's windows (:mod:`hybrid_pose_ros.trainin
     The hybrid ANN-SNN.
 ``pure_snn``
     The SNN baseline from zero state every window.
+``dhp19_cnn``
+    The DHP19 baseline CNN with its weights trained on real DHP19
+    (:mod:`hybrid_pose_ros.model.dhp19_cnn`), fed as DHP19 feeds it: each camera's recording
+    filtered by DHP19's filters (hot pixels, background activity, IR masks; optional), the last
+    7,500 of its events before the window start made into a DHP19 frame
+    (:mod:`hybrid_pose_ros.events.dhp19_filters`), read straight from the DHP19-format event
+    files. Its joints (full-sensor pixels) are held for all steps, like ``ann_held``.
 
-2D MPJPE: the argmax of each heatmap, mapped back to sensor pixels through the geometry and
-then to the 256x256 crop (``u - 34``, ``v - 2``), against the paper's integer crop label;
-nanmean over the visible joints of a sample, mean over samples per step, and the headline is
-the mean over the window's steps. 3D MPJPE (mm): windows seen at the same time by two or more
+2D MPJPE: the argmax of each heatmap, mapped back to sensor pixels through the geometry (the
+DHP19 CNN's are sensor pixels already) and then to the 256x256 crop (``u - 34``, ``v - 2``),
+against the paper's integer crop label; nanmean over the visible joints of a sample, mean over
+samples per step, and the headline is the mean over the window's steps; the same per camera.
+3D MPJPE (mm): windows seen at the same time by two or more
 cameras with P matrices are triangulated per step (weighted DLT, weights = heatmap confidence,
 floored at 1e-3 so an all-zero heatmap still counts) and compared with that step's 3D label.
 Energy per window comes from the exact synaptic-op accounting of :mod:`hybrid_pose_ros.model.
@@ -28,11 +37,14 @@ import os
 from typing import Any, Callable, Sequence
 
 from hybrid_pose_ros.data import dhp19
+from hybrid_pose_ros.events.dhp19_filters import dhp19_filters, dhp19_frame, EVENTS_PER_CAMERA
 from hybrid_pose_ros.events.sensor import DHP19_CROP_X0, DHP19_CROP_Y0
 from hybrid_pose_ros.geometry.calibration import CameraCalibration, from_dhp19, triangulate_joints
 from hybrid_pose_ros.model.ann import AnnUNet
 from hybrid_pose_ros.model.config import ModelConfig
 from hybrid_pose_ros.model.decode import decode_heatmaps
+from hybrid_pose_ros.model.dhp19_cnn import (Dhp19Cnn, heatmap_peaks, INPUT_HEIGHT, INPUT_WIDTH,
+                                             load_dhp19_cnn, predict_heatmaps)
 from hybrid_pose_ros.model.energy import (account_step, ENERGY_CONSTANTS, energy_report,
                                           mean_accounting, snn_step_energy, StepAccounting)
 from hybrid_pose_ros.model.hybrid import HybridPoseNet, PureSNN
@@ -40,22 +52,29 @@ from hybrid_pose_ros.model.inference import (
     has_ann_calibration, resolve_ann_precision, resolve_ann_runtime, with_ann_precision,
     with_ann_runtime)
 from hybrid_pose_ros.model.macs import ann_macs, initializer_macs
-from hybrid_pose_ros.training.dataset import DeviceData, WindowDataset
+from hybrid_pose_ros.skeleton import NUM_JOINTS
+from hybrid_pose_ros.training.dataset import DeviceData, Source, WindowDataset
 import numpy as np
 import torch
 from tqdm import tqdm
 
-MODEL_NAMES = ('ann_every_step', 'ann_held', 'hybrid', 'pure_snn')
+MODEL_NAMES = ('ann_every_step', 'ann_held', 'hybrid', 'pure_snn', 'dhp19_cnn')
 MODEL_LABELS = {'ann_every_step': 'ANN every step', 'ann_held': 'ANN held (window start)',
-                'hybrid': 'Hybrid ANN-SNN', 'pure_snn': 'Pure SNN'}
+                'hybrid': 'Hybrid ANN-SNN', 'pure_snn': 'Pure SNN',
+                'dhp19_cnn': 'DHP19 CNN (trained on real DHP19)'}
 MIN_TRIANGULATION_WEIGHT = 1e-3
 ENERGY_VIEWS = ('paper_simplified', 'event_driven', 'dense')
 
 
+def crop_from_sensor(uv: np.ndarray) -> np.ndarray:
+    """Map sensor pixels ``[..., (u, v)]`` to the 256x256 DHP19 crop: ``(u - 34, v - 2)``."""
+    return np.asarray(uv, dtype=np.float64) - np.array([DHP19_CROP_X0, DHP19_CROP_Y0],
+                                                       dtype=np.float64)
+
+
 def crop_coordinates(xy_model: np.ndarray, dataset: WindowDataset) -> np.ndarray:
     """Map model pixels ``[..., (x, y)]`` to the 256x256 DHP19 crop (sensor scale)."""
-    sensor = dataset.geometry.model_to_sensor(xy_model)
-    return sensor - np.array([DHP19_CROP_X0, DHP19_CROP_Y0], dtype=np.float64)
+    return crop_from_sensor(dataset.geometry.model_to_sensor(xy_model))
 
 
 def per_sample_error(prediction: np.ndarray, label: np.ndarray) -> np.ndarray:
@@ -142,11 +161,60 @@ def predict_ann_pool(ann: AnnUNet, data: DeviceData, pool_index: np.ndarray, bat
     return xy.reshape(shape + xy.shape[1:]), conf.reshape(shape + conf.shape[1:])
 
 
+def dhp19_cnn_frames(source: Source, starts_us: np.ndarray, filters: bool = True) -> np.ndarray:
+    """
+    Return the DHP19 CNN's inputs ``uint8 [N, 260, 344]`` of one source at window starts.
+
+    The camera's whole recording is read from its DHP19-format file and, with ``filters``,
+    filtered as DHP19 filters a recording; each frame is made of the last 7,500 remaining
+    events before its start (fewer where the recording has fewer).
+    """
+    events = dhp19.read_events(dhp19.events_path(source.folder, source.name), source.camera)
+    if filters:
+        events = dhp19_filters(events, source.camera)
+    ends = np.searchsorted(events['t'], np.asarray(starts_us, dtype=np.int64), side='left')
+    frames = np.empty((len(ends), INPUT_HEIGHT, INPUT_WIDTH), dtype=np.uint8)
+    for i, end in enumerate(ends):
+        frames[i] = dhp19_frame(events[max(0, end - EVENTS_PER_CAMERA):end])
+    return frames
+
+
+def predict_dhp19_cnn(model: Dhp19Cnn, dataset: WindowDataset, index: np.ndarray,
+                      filters: bool = True, batch_size: int = 16,
+                      progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Return the DHP19 CNN's sensor-pixel joints ``[N, J, 2]`` and peaks ``[N, J]``."""
+    sources = dataset.arrays['window_source'][index]
+    starts = dataset.arrays['start_us'][index]
+    uv = np.empty((len(index), NUM_JOINTS, 2))
+    peaks = np.empty((len(index), NUM_JOINTS), dtype=np.float32)
+    for source in tqdm(np.unique(sources), desc='DHP19 CNN', disable=not progress,
+                       leave=False, unit='rec'):
+        positions = np.flatnonzero(sources == source)
+        frames = dhp19_cnn_frames(dataset.sources[source], starts[positions], filters)
+        for lo in range(0, len(positions), batch_size):
+            chunk = positions[lo:lo + batch_size]
+            uv[chunk], peaks[chunk] = heatmap_peaks(
+                predict_heatmaps(model, frames[lo:lo + batch_size]))
+    return uv, peaks
+
+
+def sensor_window_errors(dataset: WindowDataset, index: np.ndarray,
+                         uv: np.ndarray) -> np.ndarray:
+    """Return per-sample 2D errors ``[N, T]`` of sensor-pixel joints ``uv [N, T, J, 2]``."""
+    labels = dataset.arrays['crop'][index]
+    errors = per_sample_error(crop_from_sensor(uv), labels)
+    return np.where(dataset.arrays['step_valid'][index], errors, np.nan)
+
+
 def window_errors(dataset: WindowDataset, index: np.ndarray, xy_model: np.ndarray) -> np.ndarray:
     """Return per-sample 2D errors ``[N, T]`` in sensor pixels of windows ``index``."""
-    labels = dataset.arrays['crop'][index]
-    errors = per_sample_error(crop_coordinates(xy_model, dataset), labels)
-    return np.where(dataset.arrays['step_valid'][index], errors, np.nan)
+    return sensor_window_errors(dataset, index, dataset.geometry.model_to_sensor(xy_model))
+
+
+def per_camera_means(errors: np.ndarray, cameras: np.ndarray) -> dict[str, float | None]:
+    """Return the headline 2D error (:func:`summarise`'s mean) of each camera's windows."""
+    return {str(camera): summarise(errors[cameras == camera])['mean']
+            for camera in np.unique(cameras)}
 
 
 def _calibrations(dataset: WindowDataset) -> dict[tuple[str, int], CameraCalibration]:
@@ -172,13 +240,14 @@ def triangulation_groups(dataset: WindowDataset, index: np.ndarray) -> list[np.n
     return [np.array(g) for g in groups.values() if len(g) >= 2]
 
 
-def errors_3d(dataset: WindowDataset, index: np.ndarray, xy_model: np.ndarray,
+def errors_3d(dataset: WindowDataset, index: np.ndarray, uv: np.ndarray,
               confidence: np.ndarray) -> np.ndarray | None:
     """
     Return per-window 3D errors ``[G, T]`` in mm, or None with fewer than two cameras.
 
     Each group of windows (same recording and start, 2+ cameras with P matrices) is
-    triangulated per step and joint, weighted by the confidences.
+    triangulated per step and joint from its sensor-pixel joints ``uv [N, T, J, 2]``, weighted
+    by the confidences.
     """
     calibrations = _calibrations(dataset)
     cameras = dataset.window_camera()
@@ -192,7 +261,7 @@ def errors_3d(dataset: WindowDataset, index: np.ndarray, xy_model: np.ndarray,
             continue
         group = group[usable]
         views = [calibrations[k] for k, u in zip(keys, usable) if u]
-        sensor = dataset.geometry.model_to_sensor(xy_model[group])
+        sensor = uv[group]
         weights = np.maximum(confidence[group], MIN_TRIANGULATION_WEIGHT)
         points_mm = 1000.0 * np.stack([
             triangulate_joints(views, sensor[:, t], weights[:, t])
@@ -257,7 +326,7 @@ def format_table(results: dict[str, Any]) -> str:
     """Return the results as a text table (2D px mean / first / last step, 3D mm, energy)."""
     energy = results.get('energy', {}).get('per_window_mj', {}).get('cvprw', {}).get(
         'paper_simplified', {})
-    lines = [f'{"model":<26}{"2D px":>9}{"step 1":>9}{"last":>9}{"3D mm":>9}'
+    lines = [f'{"model":<34}{"2D px":>9}{"step 1":>9}{"last":>9}{"3D mm":>9}'
              f'{"mJ/window":>11}']
     for name in MODEL_NAMES:
         row = results['models'].get(name)
@@ -268,7 +337,7 @@ def format_table(results: dict[str, Any]) -> str:
             return f' {value:>{width - 1}.2f}' if value is not None else f'{"-":>{width}}'
         two = row['mpjpe_2d_px']
         three = row.get('mpjpe_3d_mm') or {}
-        lines.append(f'{MODEL_LABELS[name]:<26}{fmt(two["mean"])}{fmt(two["per_step"][0])}'
+        lines.append(f'{MODEL_LABELS[name]:<34}{fmt(two["mean"])}{fmt(two["per_step"][0])}'
                      f'{fmt(two["last_step"])}{fmt(three.get("mean"))}'
                      f'{fmt(energy.get(name), 11)}')
     return '\n'.join(lines)
@@ -299,8 +368,14 @@ def plot_per_step(results: dict[str, Any], path: str, bin_ms: float) -> None:
 def evaluate_models(dataset: WindowDataset, data: DeviceData, hybrid: HybridPoseNet | None,
                     pure: PureSNN | None, ann: AnnUNet | None, batch_size: int = 16,
                     energy_windows: int = 4, progress: bool = True,
-                    max_windows: int | None = None) -> dict[str, Any]:
-    """Evaluate the given models on every window of ``dataset``; return the results dict."""
+                    max_windows: int | None = None, dhp19_cnn: Dhp19Cnn | None = None,
+                    dhp19_cnn_filters: bool = True) -> dict[str, Any]:
+    """
+    Evaluate the given models on every window of ``dataset``; return the results dict.
+
+    ``dhp19_cnn`` adds its row, fed events filtered by DHP19's filters if
+    ``dhp19_cnn_filters``.
+    """
     index = np.arange(len(dataset))
     if max_windows is not None:
         index = index[:max_windows]
@@ -324,15 +399,29 @@ def evaluate_models(dataset: WindowDataset, data: DeviceData, hybrid: HybridPose
                                        np.repeat(conf[:, None], steps, axis=1))
     if pure is not None:
         predictions['pure_snn'] = predict_pure_snn(pure, data, index, batch_size, progress)
+    sensor = {name: (dataset.geometry.model_to_sensor(xy), conf)
+              for name, (xy, conf) in predictions.items()}
+    if dhp19_cnn is not None:
+        uv, peaks = predict_dhp19_cnn(dhp19_cnn, dataset, index, dhp19_cnn_filters, batch_size,
+                                      progress)
+        steps = dataset.config.steps_per_window
+        sensor['dhp19_cnn'] = (np.repeat(uv[:, None], steps, axis=1),
+                               np.repeat(peaks[:, None], steps, axis=1))
+    cameras = dataset.window_camera()[index]
     models = {}
     for name in MODEL_NAMES:
-        if name not in predictions:
+        if name not in sensor:
             continue
-        xy, conf = predictions[name]
-        row = {'mpjpe_2d_px': summarise(window_errors(dataset, index, xy))}
-        three = errors_3d(dataset, index, xy, conf)
+        uv, conf = sensor[name]
+        errors = sensor_window_errors(dataset, index, uv)
+        row = {'mpjpe_2d_px': summarise(errors),
+               'mpjpe_2d_px_per_camera': per_camera_means(errors, cameras)}
+        three = errors_3d(dataset, index, uv, conf)
         row['mpjpe_3d_mm'] = summarise(three) if three is not None else None
         models[name] = row
+    if 'dhp19_cnn' in models:
+        models['dhp19_cnn'].update({'dhp19_filters': bool(dhp19_cnn_filters),
+                                    'events_per_frame': EVENTS_PER_CAMERA})
     rng = np.random.default_rng(0)
     sample = np.sort(rng.choice(index, size=min(energy_windows, len(index)), replace=False))
     results = {
@@ -364,6 +453,7 @@ def run(checkpoints: dict[str, str | None], data: Sequence[str], cameras: Sequen
         cache: str | None = None, energy_windows: int = 4, progress: bool = True,
         max_windows: int | None = None, ann_precision: str = 'float32',
         ann_runtime: str = 'torch', ann_lead_bins: int = 0,
+        dhp19_cnn: str | os.PathLike | None = None, dhp19_cnn_filters: bool = True,
         log: Callable[[str], None] = print) -> dict[str, Any]:
     """
     Load checkpoints (``hybrid``, ``pure_snn``, ``ann``; any may be None), evaluate, write.
@@ -376,6 +466,8 @@ def run(checkpoints: dict[str, str | None], data: Sequence[str], cameras: Sequen
     the "ANN held" heatmap; the "ANN every step" baseline always runs in torch.
     ``ann_lead_bins`` (the node's parameter) ends each window's ANN input that many bins
     before its start, for the hybrid and the held ANN alike.
+    ``dhp19_cnn``, the path of the DHP19 baseline CNN's Keras file, adds its row (float32 on
+    the CPU), with DHP19's filters if ``dhp19_cnn_filters``; None leaves it out.
 
     The model config comes from the first checkpoint given; every checkpoint must share its
     input size and timing.
@@ -408,10 +500,13 @@ def run(checkpoints: dict[str, str | None], data: Sequence[str], cameras: Sequen
                                                         runtime, precision,
                                                         torch.get_num_threads()), precision)
               for kind, checkpoint in loaded.items()}
+    referee = load_dhp19_cnn(dhp19_cnn) if dhp19_cnn is not None else None
     results = evaluate_models(dataset, device_data, models.get('hybrid'),
                               models.get('pure_snn'), models.get('ann'), batch_size,
-                              energy_windows, progress, max_windows)
+                              energy_windows, progress, max_windows, referee, dhp19_cnn_filters)
     results['checkpoints'] = {kind: os.path.abspath(c.path) for kind, c in loaded.items()}
+    if dhp19_cnn is not None:
+        results['checkpoints']['dhp19_cnn'] = os.path.abspath(dhp19_cnn)
     results['device'] = str(device)
     results['ann_precision'] = precision
     results['ann_runtime'] = runtime
