@@ -306,12 +306,13 @@ def test_train_resume_evaluate_end_to_end(toy_data, tmp_path, capsys):
     for name, value in load_checkpoint(os.path.join(tuned, 'pure_snn.pt')).model.named_parameters(
             ):
         assert torch.equal(value, start[name]), name
-    # evaluation of the four models on the test split, two cameras -> 3D
+    # evaluation of the four models and the DHP19 CNN on the test split, two cameras -> 3D
     evaluate_cli.main(['--run-dir', out, '--data', toy_data, '--cameras', '2', '3',
                        '--device', 'cpu', '--quiet', '--energy-windows', '2'])
     with open(os.path.join(out, 'evaluation', 'evaluation.json')) as f:
         results = json.load(f)
-    assert set(results['models']) == {'ann_every_step', 'ann_held', 'hybrid', 'pure_snn'}
+    assert set(results['models']) == {'ann_every_step', 'ann_held', 'hybrid', 'pure_snn',
+                                      'dhp19_cnn'}
     for row in results['models'].values():
         assert len(row['mpjpe_2d_px']['per_step']) == CONFIG.steps_per_window
         assert row['mpjpe_2d_px']['mean'] > 0 and row['mpjpe_3d_mm']['mean'] > 0
