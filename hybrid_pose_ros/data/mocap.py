@@ -160,9 +160,9 @@ def _parse_amc(text: str, asf: dict) -> tuple[list[dict[str, list[float]]], bool
 def read_asf_amc(asf_path: str, amc_path: str, fps: float = 120.0,
                  name: str | None = None) -> MotionClip:
     """Read an Acclaim skeleton + motion (CMU: 120 Hz) and run forward kinematics."""
-    with open(asf_path) as f:
+    with open(asf_path, encoding='latin-1') as f:
         asf = _parse_asf(f.read())
-    with open(amc_path) as f:
+    with open(amc_path, encoding='latin-1') as f:
         frames, degrees = _parse_amc(f.read(), asf)
     if not frames:
         raise ValueError(f'{amc_path}: no frames')
@@ -220,8 +220,14 @@ def read_asf_amc(asf_path: str, amc_path: str, fps: float = 120.0,
     return MotionClip(clip_name, float(fps), tuple(names), pos)
 
 
-def read_bvh(path: str, name: str | None = None) -> MotionClip:
-    """Read a BVH file (offsets and positions in metres, Y-up) and run forward kinematics."""
+def read_bvh(path: str, name: str | None = None, scale: float = 1.0,
+             fps: float | None = None) -> MotionClip:
+    """
+    Read a BVH file (Y-up) and run forward kinematics.
+
+    ``scale`` converts the file's length unit to metres (centimetres: 0.01); ``fps`` overrides
+    the header's frame time where it is known to be wrong.
+    """
     with open(path) as f:
         tokens = f.read().split()
     joints: list[dict] = []
@@ -293,9 +299,10 @@ def read_bvh(path: str, name: str | None = None) -> MotionClip:
             positions.append(positions[joint['parent']] + np.einsum('fij,fj->fi', p_rot,
                                                                     translation))
             rotations.append(p_rot @ local)
-    pos = np.stack(positions, axis=1) @ Y_UP_TO_Z_UP.T
+    pos = np.stack(positions, axis=1) @ Y_UP_TO_Z_UP.T * scale
     clip_name = name or os.path.splitext(os.path.basename(path))[0]
-    return MotionClip(clip_name, 1.0 / frame_time, tuple(j['name'] for j in joints), pos)
+    return MotionClip(clip_name, float(fps) if fps else 1.0 / frame_time,
+                      tuple(j['name'] for j in joints), pos)
 
 
 def read_motion(path: str, fps: float | None = None) -> MotionClip:
