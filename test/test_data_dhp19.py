@@ -1,8 +1,10 @@
 """DHP19 file format, loader geometry and the camera rig conventions."""
+from pathlib import Path
+
 import h5py
 from hybrid_pose_ros.data import dhp19
 from hybrid_pose_ros.data.cameras import CAM_TO_P, camera_center_from_matrix, dhp19_rig
-from hybrid_pose_ros.data.cameras import FOCAL_PX, P_TO_CAM, project_dhp19
+from hybrid_pose_ros.data.cameras import CAPTURE_CENTER, DHP19_P_MATRICES, P_TO_CAM, project_dhp19
 from hybrid_pose_ros.events.event_array import make_events
 import numpy as np
 import pytest
@@ -108,20 +110,35 @@ def test_camera_index_mapping():
     assert all(CAM_TO_P[P_TO_CAM[p]] == p for p in (1, 2, 3, 4))
 
 
-def test_rig_matrices_follow_dhp19_convention(tmp_path):
+SHARED_DHP19 = Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'dhp19'
+
+
+def test_rig_is_the_real_dhp19_rig(tmp_path):
     rig = dhp19_rig()
     pts = np.array([[0.0, 0.0, 0.9], [0.2, -0.1, 1.6], [-0.3, 0.2, 0.05]])
     for cam, camera in rig.items():
         uv, depth = camera.project(pts)
-        assert np.all(depth > 2.0)
+        assert np.all(depth > 1.5)
         u, v = project_dhp19(camera.dhp19_matrix(), pts * 1000.0)
         np.testing.assert_allclose(np.stack([u, v], -1), uv, atol=1e-6)
-        np.testing.assert_allclose(uv[0], [173.0, 130.0], atol=1e-6)   # looks at (0, 0, 0.9)
-        np.testing.assert_allclose(camera_center_from_matrix(camera.dhp19_matrix()),
-                                   camera.center * 1000.0, atol=1e-3)
-        assert 2.5 < np.linalg.norm(camera.center[:2]) < 4.0
-        assert 1.0 <= camera.center[2] <= 1.5
-        assert camera.K[0, 0] == pytest.approx(FOCAL_PX)
+        matrix = camera.dhp19_matrix()
+        np.testing.assert_allclose(matrix / matrix[2, 3], DHP19_P_MATRICES[CAM_TO_P[cam]],
+                                   rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(camera_center_from_matrix(matrix), camera.center * 1000.0,
+                                   atol=1e-3)
+        assert np.linalg.det(camera.R) == pytest.approx(1.0)
+        assert 300 < camera.K[0, 0] < 370 and 300 < camera.K[1, 1] < 370
+        assert 2.2 < np.linalg.norm(camera.center[:2]) < 3.5
+        assert 1.9 <= camera.center[2] <= 2.2
+        # the capture volume's centre is in view, away from the border
+        (u0, v0), _ = camera.project(CAPTURE_CENTER)
+        assert 100 < u0 < 250 and 60 < v0 < 200
+    if SHARED_DHP19.is_dir():
+        for p_index in (1, 2, 3, 4):
+            np.testing.assert_array_equal(np.load(SHARED_DHP19 / f'P{p_index}.npy'),
+                                          DHP19_P_MATRICES[p_index])
+        np.testing.assert_allclose(np.load(SHARED_DHP19 / 'camera_positions.npy')[1],
+                                   rig[3].center * 1000.0, atol=0.5)
     # a point higher up is higher in the image (smaller top-left v)
     uv, _ = rig[3].project(np.array([[0, 0, 0.9], [0, 0, 1.5]]))
     assert uv[1, 1] < uv[0, 1]

@@ -78,10 +78,13 @@ def diagnostic_value(bench, key):
     return None
 
 
-def test_two_camera_streams_give_the_known_skeleton(rclpy_context, ros_env):
+def test_two_camera_streams_give_the_known_skeleton(tmp_path, rclpy_context, ros_env):
     rig = dhp19_rig()
+    calibration = tmp_path / 'rig.yaml'
+    calibration.write_text(yaml.safe_dump({'cameras': {
+        f'cam{c}': {'dhp19_projection_mm': rig[c].dhp19_matrix().tolist()} for c in (3, 2)}}))
     topics = ['/test/cam3/pose', '/test/cam2/pose']
-    node = start_node(ros_env, 'cameras:=[cam3, cam2]', f'calibration_files:=[{CALIBRATION}]',
+    node = start_node(ros_env, 'cameras:=[cam3, cam2]', f'calibration_files:=[{calibration}]',
                       f'pose_topics:=[{", ".join(topics)}]', 'diagnostics_period:=0.2')
     bench = Bench(rclpy_context, topics)
     truth = [skeleton(k) for k in range(5)]

@@ -1,7 +1,9 @@
 """
-A DHP19-like rig of four DAVIS346 cameras, and the DHP19 projection conventions.
+The real DHP19 rig of four DAVIS346 cameras, and the DHP19 projection conventions.
 
-World: metres, Z up, the person near the origin facing -Y (towards the frontal cameras).
+World: the DHP19 Vicon frame in metres, Z up; the four cameras look at about (0, 0, 0.83) m and
+a subject facing -Y faces the two frontal cameras (h5 cam3 = P2 and cam2 = P3, about 2 m high,
+3.3-3.5 m away, +-42 degrees to the side, focal length 340-360 px).
 
 Sensor pixels (``project``): top-left origin, ``u`` to the right, ``v`` down, continuous
 coordinates in which pixel column ``c`` covers ``[c, c + 1)`` (so ``int(u)`` is the pixel that
@@ -13,43 +15,50 @@ DHP19 P matrices (``dhp19_matrix``) map homogeneous world points in MILLIMETRES 
 The h5 camera index is not the P index: ``cam1 -> P1``, ``cam3 -> P2``, ``cam2 -> P3``,
 ``cam0 -> P4`` (:data:`CAM_TO_P`, defined only here).
 
-Rig (chosen to resemble DHP19; its real geometry is not public here). DAVIS346: 346 x 260
-pixels of 18.5 um behind a 4.5 mm lens, so ``fx = fy = 4.5 / 0.0185 = 243.2`` px, principal
-point at the sensor centre. All cameras look at ``(0, 0, 0.9)`` m:
-
-========  ======  =====================  ========  ========
-h5 cam    P       placement              distance  height
-========  ======  =====================  ========  ========
-cam3      P2      front, 25 deg right     3.0 m     1.3 m
-cam2      P3      front, 25 deg left      3.0 m     1.3 m
-cam1      P1      side (person's left)    3.3 m     1.2 m
-cam0      P4      back, 20 deg off axis   3.5 m     1.4 m
-========  ======  =====================  ========  ========
+:data:`DHP19_P_MATRICES` are the four matrices of the DHP19 release as distributed with
+EventPointPose (MasterHow/EventPointPose @ bbbc60f, ``P_matrices/``, MIT); :func:`dhp19_rig`
+decomposes them into pinhole cameras (intrinsics with the small skew they carry, rotation and
+centre), which reproduce the matrices to rounding.
 """
 from dataclasses import dataclass
-import math
 
 from hybrid_pose_ros.events.sensor import DHP19_HEIGHT, DHP19_WIDTH
 import numpy as np
-
-PIXEL_PITCH_M = 18.5e-6
-FOCAL_LENGTH_M = 4.5e-3
-FOCAL_PX = FOCAL_LENGTH_M / PIXEL_PITCH_M
 
 CAM_TO_P: dict[int, int] = {1: 1, 3: 2, 2: 3, 0: 4}
 """h5 camera index -> DHP19 P-matrix index (``P{n}.npy``)."""
 P_TO_CAM: dict[int, int] = {p: c for c, p in CAM_TO_P.items()}
 
-LOOK_AT = np.array([0.0, 0.0, 0.9])
-
-# h5 camera index -> (azimuth of the camera position in degrees, measured from -Y towards +X,
-# distance m, height m). The person faces -Y, so azimuth 0 is straight in front.
-RIG_LAYOUT: dict[int, tuple[float, float, float]] = {
-    3: (-25.0, 3.0, 1.3),
-    2: (25.0, 3.0, 1.3),
-    1: (-90.0, 3.3, 1.2),
-    0: (160.0, 3.5, 1.4),
+DHP19_P_MATRICES: dict[int, np.ndarray] = {
+    1: np.array([[-0.06506658794292798, 0.10280371611880136, -0.02991671991993662,
+                  226.32713855489936],
+                 [-0.07982530276208322, -0.005739210846646318, 0.08041816785398746,
+                  19.108805492245697],
+                 [-0.0002985130992924634, -2.6319147339609605e-05, -0.00016321114926096114,
+                  1.0]]),
+    2: np.array([[0.04504472931694892, 0.09380784662930192, -0.014391922975556649,
+                  160.94826518059733],
+                 [-0.0369902927897163, 0.047861798931755, 0.08092164901391627,
+                  43.386977678106064],
+                 [-0.0001639806790971754, 0.00019276984391487437, -7.910054207826804e-05,
+                  1.0]]),
+    3: np.array([[0.09385359589564321, -0.03211491168723093, -0.02381457697985833,
+                  171.9239972226072],
+                 [0.04888594811112287, 0.04378180959764298, 0.07345563524481341,
+                  52.69097143832967],
+                 [0.0001649830265849639, 0.00019099866454787284, -0.00010198764454588324,
+                  1.0]]),
+    4: np.array([[0.05547159207521162, -0.099648113038456, -0.03531374152052813,
+                  195.34742544632326],
+                 [0.08271149398364297, 0.0017698764732507197, 0.07409964275720979,
+                  32.111135629052015],
+                 [0.0002786441186927585, 2.790850290513517e-05, -0.00016420305584222833,
+                  1.0]]),
 }
+"""The real DHP19 projection matrices by P index (world mm -> bottom-origin image)."""
+
+CAPTURE_CENTER = np.array([0.0, 0.0, 0.83])
+"""Where the four cameras' optical axes pass closest (m): the middle of the capture volume."""
 
 _FLIP = np.array([[1.0, 0.0, 0.0], [0.0, -1.0, float(DHP19_HEIGHT)], [0.0, 0.0, 1.0]])
 
@@ -102,36 +111,26 @@ class Camera:
         return d / np.linalg.norm(d, axis=-1, keepdims=True)
 
 
-def intrinsics(focal_px: float = FOCAL_PX) -> np.ndarray:
-    """Pinhole intrinsics with the principal point at the sensor centre."""
-    return np.array([[focal_px, 0.0, DHP19_WIDTH / 2.0], [0.0, focal_px, DHP19_HEIGHT / 2.0],
-                     [0.0, 0.0, 1.0]])
+def camera_from_dhp19(cam_index: int, p_matrix: np.ndarray) -> Camera:
+    """Decompose a DHP19 P matrix (mm, bottom-origin image) into a :class:`Camera` (m)."""
+    top = _FLIP @ np.asarray(p_matrix, dtype=np.float64) @ np.diag([1e3, 1e3, 1e3, 1.0])
+    k, r = _rq(top[:, :3])
+    signs = np.diag(np.sign(np.diag(k)))
+    k, r = k @ signs, signs @ r
+    t = np.linalg.solve(k, top[:, 3])
+    return Camera(cam_index, k / k[2, 2], r, t)
 
 
-def look_at(center: np.ndarray, target: np.ndarray,
-            up: np.ndarray = np.array([0.0, 0.0, 1.0])) -> tuple[np.ndarray, np.ndarray]:
-    """World-to-camera ``R, t`` of a camera at ``center`` looking at ``target`` (y down)."""
-    z = np.asarray(target, dtype=float) - center
-    z /= np.linalg.norm(z)
-    x = np.cross(z, up)
-    x /= np.linalg.norm(x)
-    y = np.cross(z, x)
-    r = np.stack([x, y, z])
-    return r, -r @ center
+def _rq(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """RQ decomposition of a 3x3 matrix: upper-triangular ``r`` times orthonormal ``q``."""
+    reverse = np.eye(3)[::-1]
+    q, r = np.linalg.qr((reverse @ m).T)
+    return reverse @ r.T @ reverse, reverse @ q.T
 
 
-def make_camera(cam_index: int, azimuth_deg: float, distance: float, height: float,
-                focal_px: float = FOCAL_PX, target: np.ndarray = LOOK_AT) -> Camera:
-    """Place a camera on a circle around the origin; azimuth 0 is at -Y, positive towards +X."""
-    a = math.radians(azimuth_deg)
-    center = np.array([distance * math.sin(a), -distance * math.cos(a), height])
-    r, t = look_at(center, target)
-    return Camera(cam_index, intrinsics(focal_px), r, t)
-
-
-def dhp19_rig(focal_px: float = FOCAL_PX) -> dict[int, Camera]:
-    """Return the four cameras keyed by h5 camera index (0..3)."""
-    return {cam: make_camera(cam, *RIG_LAYOUT[cam], focal_px=focal_px) for cam in range(4)}
+def dhp19_rig() -> dict[int, Camera]:
+    """Return the four real DHP19 cameras keyed by h5 camera index (0..3)."""
+    return {cam: camera_from_dhp19(cam, DHP19_P_MATRICES[CAM_TO_P[cam]]) for cam in range(4)}
 
 
 def project_dhp19(p_matrix: np.ndarray, points_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
