@@ -11,14 +11,25 @@ Refractory period: after an emitted event a pixel drops every event (signal or n
 ``refractory_us``. As in v2e, the reference still advances over the dropped crossings, so a
 pixel does not fire a catch-up burst when its refractory period ends (it loses those events).
 
-Background activity: Poisson at ``noise_rate_hz`` per pixel, random polarity, uniform times;
-these events do not move the reference. Leak (off by default): the reference drifts down by
-``leak_rate_hz * C+`` per second, which adds ON events at about that rate per pixel.
+Photoreceptor bandwidth (``cutoff_hz`` > 0): the pixel sees its log intensity through a
+first-order low-pass whose cutoff scales with the light, ``cutoff_hz * I`` (I in (0, 1], floored
+at ``min_cutoff_fraction``), as in v2e: dark, fast edges are smeared and delayed, bright ones
+are not. Applied once per frame interval (exact for a signal held over the interval) to the
+pixels whose level changes.
+
+Background activity: Poisson at ``noise_rate_hz`` per pixel, plus shot noise that grows in the
+dark (``shot_noise_rate_hz * (1 - I)``), random polarity, uniform times; these events do not
+move the reference. Hot pixels: a fraction ``hot_pixel_fraction`` of the pixels fires at
+``hot_pixel_rate_hz`` more (DHP19's hot-pixel filter exists for them). Leak: the reference drifts
+down by ``leak_rate_hz * C+`` per second, which adds ON events at about that rate per pixel.
+
+:func:`random_config` draws every parameter per recording from ranges that bracket a DAVIS346
+in an indoor lab.
 
 State (levels, references, last event times, random generator) is kept between calls to
 :meth:`EventSimulator.step`, so a long clip can be streamed in chunks of frames.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hybrid_pose_ros.events.event_array import EVENT_DTYPE, make_events
 from hybrid_pose_ros.events.sensor import DHP19_HEIGHT, DHP19_WIDTH
@@ -39,6 +50,30 @@ class SimulatorConfig:
     noise_rate_hz: float = 0.1
     leak_rate_hz: float = 0.0
     eps: float = 0.02
+    cutoff_hz: float = 0.0
+    min_cutoff_fraction: float = 0.05
+    shot_noise_rate_hz: float = 0.0
+    hot_pixel_fraction: float = 0.0
+    hot_pixel_rate_hz: float = 0.0
+
+
+def random_config(rng: np.random.Generator, base: SimulatorConfig = SimulatorConfig()
+                  ) -> SimulatorConfig:
+    """
+    A sensor drawn for one recording: thresholds, their mismatch, refractory period, bandwidth,
+    leak, background activity, shot noise and hot pixels, each uniform in a plausible range.
+    """
+    threshold = rng.uniform(0.18, 0.45)
+    return replace(
+        base, c_pos=threshold * rng.uniform(0.9, 1.1), c_neg=threshold * rng.uniform(0.9, 1.1),
+        c_sigma=threshold * rng.uniform(0.05, 0.2), refractory_us=int(rng.uniform(100, 1500)),
+        cutoff_hz=rng.uniform(80.0, 400.0), leak_rate_hz=rng.uniform(0.0, 0.2),
+        noise_rate_hz=rng.uniform(0.03, 0.3), shot_noise_rate_hz=rng.uniform(0.0, 0.3),
+        hot_pixel_fraction=rng.uniform(0.0, 3e-4), hot_pixel_rate_hz=rng.uniform(10.0, 100.0))
+
+
+LOW_PASS_SKIP = 1e-4
+"""Log-intensity changes below this skip the low-pass (far below any contrast threshold)."""
 
 
 class EventSimulator:
@@ -52,8 +87,11 @@ class EventSimulator:
                                 self.rng.normal(config.c_pos, config.c_sigma, n))
         self.c_neg = np.maximum(config.c_min,
                                 self.rng.normal(config.c_neg, config.c_sigma, n))
+        self.hot = (self.rng.random(n) < config.hot_pixel_fraction if config.hot_pixel_fraction > 0
+                    else np.zeros(n, dtype=bool))
         self.level: np.ndarray | None = None
         self.ref: np.ndarray | None = None
+        self.brightness: np.ndarray | None = None
         self.last_event = np.full(n, np.iinfo(np.int64).min // 2, dtype=np.int64)
         self.t_us: int | None = None
 
@@ -68,6 +106,7 @@ class EventSimulator:
     def reset(self, frame: np.ndarray, t_us: int) -> None:
         """Start at ``frame``, time ``t_us``: references = current log intensity, no events."""
         self.level = self.log_intensity(frame)
+        self.brightness = np.exp(self.level)
         self.ref = self.level.copy()
         self.t_us = int(t_us)
 
@@ -81,6 +120,13 @@ class EventSimulator:
         dt = t1 - t0
         new = self.log_intensity(frame)
         old = self.level
+        self.brightness = np.exp(new)
+        if self.config.cutoff_hz > 0:
+            moving = np.flatnonzero(np.abs(new - old) > LOW_PASS_SKIP)
+            filtered = new.copy()
+            filtered[moving] = old[moving] + self._low_pass_gain(dt, moving) * (
+                new[moving] - old[moving])
+            new = filtered
         if self.config.leak_rate_hz > 0:
             self.ref -= self.config.leak_rate_hz * self.c_pos * dt * 1e-6
 
@@ -102,8 +148,8 @@ class EventSimulator:
                                   -n_off[pix] * self.c_neg[pix])
         self.level = new
 
-        n_noise = self.rng.poisson(self.config.noise_rate_hz * dt * 1e-6 * len(new))
-        noise_pix = self.rng.integers(0, len(new), n_noise)
+        noise_pix = self._noise_pixels(dt)
+        n_noise = len(noise_pix)
         noise_t = t0 + self.rng.integers(1, dt + 1, n_noise)
         noise_p = self.rng.integers(0, 2, n_noise).astype(bool)
 
@@ -119,6 +165,33 @@ class EventSimulator:
         cand_pix, cand_t, cand_p = cand_pix[order], cand_t[order], cand_p[order]
         y, x = np.divmod(cand_pix, self.config.width)
         return make_events(cand_t, x, y, cand_p.astype(np.uint8))
+
+    def _low_pass_gain(self, dt_us: int, pixels: np.ndarray) -> np.ndarray:
+        """Gain of the photoreceptor low-pass of ``pixels`` over ``dt_us`` (1: no smear)."""
+        light = np.clip(self.brightness[pixels], self.config.min_cutoff_fraction,
+                        1.0).astype(np.float32)
+        light *= np.float32(-2.0 * np.pi * self.config.cutoff_hz * dt_us * 1e-6)
+        return -np.expm1(light)
+
+    def _noise_pixels(self, dt_us: int) -> np.ndarray:
+        """Pixels of the noise events of an interval: background, shot noise, hot pixels."""
+        n = len(self.level)
+        seconds = dt_us * 1e-6
+        background = self.rng.integers(0, n, self.rng.poisson(
+            self.config.noise_rate_hz * seconds * n))
+        parts = [background]
+        if self.config.shot_noise_rate_hz > 0:
+            # thinning: candidates at the darkest pixel's rate, kept with probability 1 - I
+            candidates = self.rng.integers(0, n, self.rng.poisson(
+                self.config.shot_noise_rate_hz * seconds * n))
+            keep = self.rng.random(len(candidates)) < 1.0 - np.clip(
+                self.brightness[candidates], 0.0, 1.0)
+            parts.append(candidates[keep])
+        hot = np.flatnonzero(self.hot)
+        if len(hot):
+            counts = self.rng.poisson(self.config.hot_pixel_rate_hz * seconds, len(hot))
+            parts.append(np.repeat(hot, counts))
+        return np.concatenate(parts)
 
     def _refractory(self, pix: np.ndarray, t: np.ndarray) -> np.ndarray:
         """Mask of candidates kept by the per-pixel refractory filter; updates last times."""
