@@ -49,28 +49,70 @@ def _j(name: str) -> Point:
     return (name, name, 0.0)
 
 
-def _symmetric(side: str) -> list[Part]:
+@dataclass(frozen=True)
+class Outfit:
+    """What a person wears: materials of the upper body, legs, feet, skin and hair."""
+
+    shirt: Material = SHIRT
+    trousers: Material = TROUSERS
+    shoes: Material = SHOES
+    skin: Material = SKIN
+    hair: Material = HAIR
+    sleeves: bool = False
+
+
+def _symmetric(side: str, girth: float, outfit: Outfit) -> list[Part]:
     s = side
+    forearm = outfit.shirt if outfit.sleeves else outfit.skin
     return [
-        Part(f'torso_{s}', ('neck', f'shoulder_{s}', 0.45), ('pelvis', f'hip_{s}', 0.6), 0.105,
-             SHIRT),
-        Part(f'upper_arm_{s}', _j(f'shoulder_{s}'), _j(f'elbow_{s}'), 0.047, SHIRT),
-        Part(f'forearm_{s}', _j(f'elbow_{s}'), _j(f'hand_{s}'), 0.037, SKIN),
-        Part(f'hand_{s}', _j(f'hand_{s}'), (f'elbow_{s}', f'hand_{s}', 1.3), 0.04, SKIN),
-        Part(f'thigh_{s}', _j(f'hip_{s}'), _j(f'knee_{s}'), 0.075, TROUSERS),
-        Part(f'shin_{s}', _j(f'knee_{s}'), _j(f'foot_{s}'), 0.052, TROUSERS),
-        Part(f'foot_{s}', _j(f'foot_{s}'), _j(f'toe_{s}'), 0.042, SHOES),
+        Part(f'torso_{s}', ('neck', f'shoulder_{s}', 0.45), ('pelvis', f'hip_{s}', 0.6),
+             0.105 * girth, outfit.shirt),
+        Part(f'upper_arm_{s}', _j(f'shoulder_{s}'), _j(f'elbow_{s}'), 0.047 * girth,
+             outfit.shirt),
+        Part(f'forearm_{s}', _j(f'elbow_{s}'), _j(f'hand_{s}'), 0.037 * girth, forearm),
+        Part(f'hand_{s}', _j(f'hand_{s}'), (f'elbow_{s}', f'hand_{s}', 1.3), 0.04, outfit.skin),
+        Part(f'thigh_{s}', _j(f'hip_{s}'), _j(f'knee_{s}'), 0.075 * girth, outfit.trousers),
+        Part(f'shin_{s}', _j(f'knee_{s}'), _j(f'foot_{s}'), 0.052 * girth, outfit.trousers),
+        Part(f'foot_{s}', _j(f'foot_{s}'), _j(f'toe_{s}'), 0.042, outfit.shoes),
     ]
 
 
-BODY: tuple[Part, ...] = tuple(
-    [Part('head', ('head', 'head_top', -0.5), _j('head'), 0.092, HAIR),
-     Part('neck', _j('neck'), ('neck', 'head', 0.7), 0.055, SKIN),
-     Part('shoulders', ('shoulder_left', 'shoulder_right', 0.1),
-          ('shoulder_left', 'shoulder_right', 0.9), 0.07, SHIRT),
-     Part('pelvis', _j('hip_left'), _j('hip_right'), 0.1, TROUSERS)]
-    + _symmetric('right') + _symmetric('left'))
-"""The body: 18 capsules."""
+def make_body(girth: float = 1.0, head_size: float = 1.0, outfit: Outfit = Outfit()
+              ) -> tuple[Part, ...]:
+    """The 18 capsules of a person; ``girth`` scales trunk and limb radii, ``head_size`` the head."""
+    return tuple(
+        [Part('head', ('head', 'head_top', -0.5), _j('head'), 0.092 * head_size, outfit.hair),
+         Part('neck', _j('neck'), ('neck', 'head', 0.7), 0.055 * girth, outfit.skin),
+         Part('shoulders', ('shoulder_left', 'shoulder_right', 0.1),
+              ('shoulder_left', 'shoulder_right', 0.9), 0.07 * girth, outfit.shirt),
+         Part('pelvis', _j('hip_left'), _j('hip_right'), 0.1 * girth, outfit.trousers)]
+        + _symmetric('right', girth, outfit) + _symmetric('left', girth, outfit))
+
+
+BODY: tuple[Part, ...] = make_body()
+"""The default body: 18 capsules, a light striped shirt and dark patterned trousers."""
+
+
+def _material(rng: np.random.Generator, albedo: tuple[float, float],
+              amp: tuple[float, float]) -> Material:
+    return Material(float(rng.uniform(*albedo)), float(rng.uniform(*amp)),
+                    float(rng.uniform(0.03, 0.12)), float(rng.uniform(0.0, 4.0)))
+
+
+def random_body(rng: np.random.Generator) -> tuple[Part, ...]:
+    """
+    A person drawn for one recording: girth 0.85-1.3, head 0.9-1.1, mostly plain clothes.
+
+    Clothing albedo and pattern contrast are uniform (contrast 0-0.35: from plain cloth to
+    prints), sleeves long in a third of the draws; skin and hair vary too.
+    """
+    outfit = Outfit(shirt=_material(rng, (0.1, 0.9), (0.0, 0.35)),
+                    trousers=_material(rng, (0.05, 0.7), (0.0, 0.3)),
+                    shoes=_material(rng, (0.03, 0.5), (0.0, 0.3)),
+                    skin=_material(rng, (0.2, 0.7), (0.0, 0.08)),
+                    hair=_material(rng, (0.03, 0.6), (0.0, 0.3)),
+                    sleeves=bool(rng.random() < 1 / 3))
+    return make_body(float(rng.uniform(0.85, 1.3)), float(rng.uniform(0.9, 1.1)), outfit)
 
 
 def _point(lm: np.ndarray, p: Point) -> np.ndarray:
