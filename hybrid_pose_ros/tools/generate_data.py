@@ -1,8 +1,8 @@
-"""Command line: generate a synthetic DHP19-layout dataset from ASF/AMC or BVH mocap files."""
+"""Command line: generate a synthetic DHP19-layout dataset from a mocap library or mocap files."""
 import argparse
 import dataclasses
 
-from hybrid_pose_ros.data.generate import generate_dataset, GenerateConfig
+from hybrid_pose_ros.data.generate import generate_dataset, generate_library, GenerateConfig
 from hybrid_pose_ros.data.simulator import SimulatorConfig
 
 
@@ -11,9 +11,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description='Render a body driven by motion capture, simulate four DAVIS346 cameras and '
                     'write DHP19-format events, labels and P matrices.')
-    parser.add_argument('mocap', nargs='+', help='.bvh, or .asf/.amc (same stem) files')
+    parser.add_argument('mocap', nargs='*', help='.bvh, or .asf/.amc (same stem) files')
+    parser.add_argument('--library', help='a motion-capture library folder (takes.csv): whole '
+                        'takes split by performer, a person, placement and sensor drawn per '
+                        'recording (instead of MOCAP files)')
+    parser.add_argument('--split', choices=('train', 'test'),
+                        help='with --library: generate only this split')
+    parser.add_argument('--shard', default='0/1',
+                        help='with --library: K/N generates every N-th recording from the K-th')
     parser.add_argument('--out', required=True, help='output folder')
-    parser.add_argument('--render-hz', type=float, default=500.0)
+    parser.add_argument('--render-hz', type=float, default=None,
+                        help='render rate (default: 250 with --library, else 500)')
     parser.add_argument('--supersample', type=int, default=2)
     parser.add_argument('--cameras', type=int, nargs='+', default=[0, 1, 2, 3])
     parser.add_argument('--test-fraction', type=float, default=0.2,
@@ -39,15 +47,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if bool(args.library) == bool(args.mocap):
+        parser.error('give either MOCAP files or --library')
+    try:
+        shard = tuple(int(k) for k in args.shard.split('/'))
+    except ValueError:
+        parser.error(f'--shard {args.shard!r}: expected K/N')
     sim = dataclasses.replace(SimulatorConfig(), c_pos=args.threshold, c_neg=args.threshold,
                               noise_rate_hz=args.noise_hz, refractory_us=args.refractory_us)
-    config = GenerateConfig(render_hz=args.render_hz, supersample=args.supersample,
+    render_hz = args.render_hz or (250.0 if args.library else 500.0)
+    config = GenerateConfig(render_hz=render_hz, supersample=args.supersample,
                             cameras=tuple(args.cameras), test_fraction=args.test_fraction,
                             seed=args.seed, max_seconds=args.max_seconds, sim=sim,
-                            workers=args.workers, segment_seconds=args.segment_seconds)
-    plan = generate_dataset(args.mocap, args.out, config, tuple(args.holdout),
-                            progress=not args.quiet)
+                            workers=args.workers, segment_seconds=args.segment_seconds,
+                            randomise=bool(args.library))
+    if args.library:
+        plan = generate_library(args.library, args.out, config, split=args.split, shard=shard,
+                                progress=not args.quiet)
+    else:
+        plan = generate_dataset(args.mocap, args.out, config, tuple(args.holdout),
+                                progress=not args.quiet)
     for rec in plan:
         print(f'{rec.name}: clip {rec.clip} [{rec.start_s:.2f}, {rec.end_s:.2f}) s')
     return 0
