@@ -24,7 +24,8 @@ user's choice through the config. Every epoch writes ``{stage}_state.pt`` (weigh
 epoch; ``--resume`` continues from it: an epoch stopped by the deadline counts as done) and
 the usable checkpoint ``{stage}.pt`` (:func:`save_checkpoint`), and appends a row to
 ``{stage}_log.csv`` (and TensorBoard when importable). Per-epoch validation runs on the test
-subjects, as the paper's (spec section 6.15). Shuffling and flips derive from
+subjects, as the paper's (spec section 6.15). Shuffling, flips and the augmentation of
+:mod:`hybrid_pose_ros.training.augment` (``augment: {scale, shift, negative}``) derive from
 ``seed`` and the epoch, so a resumed run sees the same batches as an uninterrupted one.
 
 Multi-GPU: start with ``torchrun --nproc_per_node N``; with ``WORLD_SIZE > 1`` every rank
@@ -44,6 +45,7 @@ from hybrid_pose_ros.model.checkpoint import load_checkpoint, save_checkpoint
 from hybrid_pose_ros.model.config import make_config, ModelConfig
 from hybrid_pose_ros.model.hybrid import HybridPoseNet, PureSNN, WindowState
 from hybrid_pose_ros.training import evaluate
+from hybrid_pose_ros.training.augment import augment_batch, Augmentation
 from hybrid_pose_ros.training.dataset import DeviceData, WindowDataset
 from hybrid_pose_ros.training.losses import (heatmap_loss, hybrid_loss, state_matching_loss,
                                              target_sigma)
@@ -78,6 +80,7 @@ DEFAULTS: dict[str, Any] = {
     'val_max_windows': 256,
     'val_batch_size': 32,
     'augment_flip': False,
+    'augment': {'scale': [1.0, 1.0], 'shift': 0.0, 'negative': 0.0},
     'progress': True,
     'tensorboard': True,
     'num_threads': None,
@@ -315,6 +318,10 @@ class Trainer:
         if config.get('num_threads'):
             torch.set_num_threads(int(config['num_threads']))
         self.sigma = target_sigma(self.model_config.input_width)
+        settings = config.get('augment') or {}
+        self.augmentation = Augmentation(scale=tuple(float(v) for v in settings.get(
+            'scale', (1.0, 1.0))), shift=float(settings.get('shift', 0.0)),
+            negative=float(settings.get('negative', 0.0)))
         self.geometry = None
         self.train_set: WindowDataset | None = None
         self.val_set: WindowDataset | None = None
@@ -479,7 +486,10 @@ class Trainer:
                 self.config['init_ann'] if stage == 'hybrid' else None),
             'val_mpjpe_px': state.get('val_mpjpe_px'), 'stopped_early': bool(state['stopped']),
             'best_epoch': state.get('best_epoch'), 'keep_best': bool(self.config['keep_best']),
-            'augment_flip': bool(self.config['augment_flip']), 'sigma': self.sigma,
+            'augment_flip': bool(self.config['augment_flip']),
+            'augment': {'scale': list(self.augmentation.scale),
+                        'shift': self.augmentation.shift,
+                        'negative': self.augmentation.negative}, 'sigma': self.sigma,
         }
 
     def _write_log(self, stage: str, row: dict[str, Any]) -> None:
@@ -559,7 +569,10 @@ class Trainer:
             for chunk in bar:
                 flip = (torch.rand(len(chunk), generator=flips) < 0.5
                         if self.config['augment_flip'] else None)
-                terms = trained(self._batch(stage, chunk, flip))
+                batch = self._batch(stage, chunk, flip)
+                if self.augmentation != Augmentation():
+                    batch = augment_batch(batch, self.augmentation, flips)
+                terms = trained(batch)
                 optimiser.zero_grad(set_to_none=True)
                 terms['loss'].backward()
                 optimiser.step()
