@@ -85,6 +85,7 @@ DEFAULTS: dict[str, Any] = {
     'tensorboard': True,
     'num_threads': None,
     'init_ann': None,
+    'init_ann_stage': None,
     'init_hybrid': None,
     'init_pure_snn': None,
     'keep_best': False,
@@ -395,6 +396,8 @@ class Trainer:
         config = self.model_config
         if stage == 'ann':
             ann = AnnUNet(config)
+            if self.config['init_ann_stage']:   # continue from a trained ANN (ann or hybrid)
+                ann.load_state_dict(self._trained_ann(self.config['init_ann_stage']).state_dict())
             return ann, AnnObjective(ann, self.sigma)
         if stage == 'hybrid':
             model = HybridPoseNet(config)
@@ -402,6 +405,9 @@ class Trainer:
                 start = self._load_matching(self.config['init_hybrid'], 'hybrid',
                                             FINE_TUNE_ADJUSTABLE)
                 model.load_state_dict(start.state_dict())
+                if self.config['init_ann']:   # its SNN and initialisers with a newer ANN
+                    model.ann.load_state_dict(self._load_matching(
+                        self.config['init_ann'], 'ann').state_dict())
             else:
                 model.ann.load_state_dict(self._load_matching(
                     self.config['init_ann'] or self.path('ann.pt'), 'ann').state_dict())
@@ -414,6 +420,13 @@ class Trainer:
             model.load_state_dict(self._load_matching(self.config['init_pure_snn'],
                                                       'pure_snn').state_dict())
         return model, PureSnnObjective(model, self.sigma)
+
+    def _trained_ann(self, path: str) -> nn.Module:
+        """The ANN of an ``ann`` checkpoint, or of a ``hybrid`` one, of this configuration."""
+        kind = load_checkpoint(path, map_location='cpu').kind
+        if kind == 'hybrid':
+            return self._load_matching(path, 'hybrid', FINE_TUNE_ADJUSTABLE).ann
+        return self._load_matching(path, 'ann')
 
     def _load_matching(self, path: str, kind: str, adjustable: tuple[str, ...] = ()
                        ) -> nn.Module:
@@ -482,8 +495,10 @@ class Trainer:
             'device_name': (torch.cuda.get_device_name(self.runtime.device)
                             if self.runtime.device.type == 'cuda' else 'cpu'),
             'torch': str(torch.__version__), 'train_windows': len(self.train_windows),
-            'initialised_from': self.config.get(f'init_{stage}') or (
-                self.config['init_ann'] if stage == 'hybrid' else None),
+            'initialised_from': (self.config['init_ann_stage'] if stage == 'ann' else
+                                 self.config.get(f'init_{stage}') or (
+                                     self.config['init_ann'] if stage == 'hybrid' else None)),
+            'ann_from': self.config['init_ann'] if stage == 'hybrid' else None,
             'val_mpjpe_px': state.get('val_mpjpe_px'), 'stopped_early': bool(state['stopped']),
             'best_epoch': state.get('best_epoch'), 'keep_best': bool(self.config['keep_best']),
             'augment_flip': bool(self.config['augment_flip']),
