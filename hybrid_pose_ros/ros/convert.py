@@ -34,6 +34,7 @@ import argparse
 import pathlib
 import sys
 
+from hybrid_pose_ros.events import aedat4
 from hybrid_pose_ros.events.sensor import DHP19_HEIGHT, DHP19_WIDTH
 from hybrid_pose_ros.ros import codecs
 from hybrid_pose_ros.ros.interfaces import EVENT_ARRAY, EVENT_PACKET, event_typestore
@@ -164,33 +165,11 @@ def ros1_to_bag(src: str, dst: str) -> None:
 
 
 def read_aedat4_events(path: str) -> tuple[np.ndarray, int, int]:
-    """
-    Read the first event stream of an AEDAT4 file with ``aedat``.
-
-    Return the events (:data:`EVENT_DTYPE`, t in microseconds since the epoch, stably sorted by
-    time if the file is not) and the stream's sensor width and height.
-    """
+    """Read an AEDAT4 recording (:func:`events.aedat4.read_aedat4_events`); exit on failure."""
     try:
-        import aedat
-    except ImportError:
-        sys.exit('hybrid_pose_convert: aedat4 needs the aedat package: pip install aedat==2.3.0')
-    from hybrid_pose_ros.events.event_array import EVENT_DTYPE
-    decoder = aedat.Decoder(path)
-    streams = {i: s for i, s in decoder.id_to_stream().items() if s['type'] == 'events'}
-    if not streams:
-        sys.exit(f'hybrid_pose_convert: {path} has no event stream')
-    stream_id = min(streams)
-    parts = []
-    for packet in decoder:
-        if packet['stream_id'] == stream_id and 'events' in packet:
-            raw = packet['events']
-            part = np.empty(len(raw), dtype=EVENT_DTYPE)
-            part['t'], part['x'], part['y'], part['p'] = raw['t'], raw['x'], raw['y'], raw['on']
-            parts.append(part)
-    events = np.concatenate(parts) if parts else np.empty(0, dtype=EVENT_DTYPE)
-    if len(events) > 1 and np.any(np.diff(events['t']) < 0):
-        events = events[np.argsort(events['t'], kind='stable')]
-    return events, streams[stream_id]['width'], streams[stream_id]['height']
+        return aedat4.read_aedat4_events(path)
+    except (ImportError, ValueError) as error:
+        sys.exit(f'hybrid_pose_convert: {error}')
 
 
 def aedat4_to_bag(path: str, out: str, encoding: str = 'dvs', message_ms: float = 33.3,
