@@ -24,6 +24,9 @@ import numba
 import numpy as np
 import torch
 
+DEFAULT_MIN_CONFIDENCE = 0.05
+"""Joints below this confidence are reported missing (the node's ``min_confidence`` default)."""
+
 
 class JointEstimates(NamedTuple):
     """Decoded joints: ``xy [..., J, 2]`` as (column, row) and ``confidence [..., J]``."""

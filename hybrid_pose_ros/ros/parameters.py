@@ -7,6 +7,7 @@ tests, and the node declares exactly these parameters with these descriptions.
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from hybrid_pose_ros.model.decode import DEFAULT_MIN_CONFIDENCE
 from hybrid_pose_ros.model.inference import ANN_PRECISIONS, ANN_RUNTIMES, SNN_BACKENDS
 from hybrid_pose_ros.ros.codecs import EVENT_CAMERA_PY_ENCODINGS, SUPPORTED_ENCODINGS
 
@@ -130,7 +131,7 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('marker_rate_hz', 30.0, 'Most ~/skeleton messages per second of event time '
                   '(RViz draws at tens of Hz; ~/pose keeps the full SNN rate); 0 publishes '
                   'markers for every pose.', _at_least(0.0)),
-    ParameterSpec('min_confidence', 0.05, 'Joints below this confidence are published as '
+    ParameterSpec('min_confidence', DEFAULT_MIN_CONFIDENCE, 'Joints below this confidence are published as '
                   'missing (NaN).', _at_least(0.0)),
     ParameterSpec('debug_image', True, 'Publish ~/debug_image (only while it has '
                   'subscribers).', _always_valid),

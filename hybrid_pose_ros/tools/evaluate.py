@@ -9,9 +9,12 @@ Writes ``evaluation.json`` and ``mpjpe_per_step.png`` into ``--out-dir`` and pri
 import argparse
 import os
 
+from hybrid_pose_ros.events.aedat4 import read_aedat4_events
+from hybrid_pose_ros.model.decode import DEFAULT_MIN_CONFIDENCE
 from hybrid_pose_ros.model.dhp19_cnn import default_dhp19_cnn_path
 from hybrid_pose_ros.model.inference import ANN_PRECISIONS, ANN_RUNTIMES
 from hybrid_pose_ros.training.evaluate import run
+from hybrid_pose_ros.training.no_person import standard_scenes
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,6 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--dhp19-cnn-no-filters', action='store_true',
                         help="feed the DHP19 CNN without DHP19's hot-pixel, background-activity "
                         'and IR-mask filters')
+    parser.add_argument('--min-confidence', type=float, default=DEFAULT_MIN_CONFIDENCE,
+                        help="joints below count as missing (as the node's min_confidence)")
+    parser.add_argument('--no-person', action='store_true',
+                        help='also run the hybrid on scenes without a person (the empty room '
+                        'with sensor noise, and seen by a swaying camera) and report the '
+                        'share of joints it would still publish')
+    parser.add_argument('--no-person-aedat4', nargs='+', default=[], metavar='FILE',
+                        help='real recordings without a person for the same report (AEDAT4)')
     parser.add_argument('--quiet', action='store_true', help='no progress bars')
     return parser
 
@@ -78,13 +89,20 @@ def main(argv: list[str] | None = None) -> int:
             dhp19_cnn = args.dhp19_cnn or str(default_dhp19_cnn_path())
         except FileNotFoundError as exc:
             parser.error(f'{exc}; give --dhp19-cnn PATH or --no-dhp19-cnn')
+    scenes = standard_scenes() if args.no_person else {}
+    for path in args.no_person_aedat4:
+        try:
+            scenes[os.path.splitext(os.path.basename(path))[0]] = read_aedat4_events(path)
+        except (ImportError, OSError, ValueError) as exc:
+            parser.error(f'--no-person-aedat4 {path}: {exc}')
     out_dir = args.out_dir or os.path.join(args.run_dir or '.', 'evaluation')
     run(checkpoints, args.data, args.cameras, out_dir, split=args.split, device=args.device,
         batch_size=args.batch_size, cache=args.cache, energy_windows=args.energy_windows,
         progress=not args.quiet, max_windows=args.max_windows,
         ann_precision=args.ann_precision, ann_runtime=args.ann_runtime,
         ann_lead_bins=args.ann_lead_bins, dhp19_cnn=dhp19_cnn,
-        dhp19_cnn_filters=not args.dhp19_cnn_no_filters)
+        dhp19_cnn_filters=not args.dhp19_cnn_no_filters, min_confidence=args.min_confidence,
+        no_person=scenes)
     return 0
 
 

@@ -35,6 +35,7 @@ import json
 import math
 import os
 from typing import Any, Callable, Sequence
+import warnings
 
 from hybrid_pose_ros.data import dhp19
 from hybrid_pose_ros.events.dhp19_filters import dhp19_filters, dhp19_frame, EVENTS_PER_CAMERA
@@ -42,7 +43,7 @@ from hybrid_pose_ros.events.sensor import DHP19_CROP_X0, DHP19_CROP_Y0
 from hybrid_pose_ros.geometry.calibration import CameraCalibration, from_dhp19, triangulate_joints
 from hybrid_pose_ros.model.ann import AnnUNet
 from hybrid_pose_ros.model.config import ModelConfig
-from hybrid_pose_ros.model.decode import decode_heatmaps
+from hybrid_pose_ros.model.decode import decode_heatmaps, DEFAULT_MIN_CONFIDENCE
 from hybrid_pose_ros.model.dhp19_cnn import (Dhp19Cnn, heatmap_peaks, INPUT_HEIGHT, INPUT_WIDTH,
                                              load_dhp19_cnn, predict_heatmaps)
 from hybrid_pose_ros.model.energy import (account_step, ENERGY_CONSTANTS, energy_report,
@@ -53,6 +54,7 @@ from hybrid_pose_ros.model.inference import (
     with_ann_runtime)
 from hybrid_pose_ros.model.macs import ann_macs, initializer_macs
 from hybrid_pose_ros.skeleton import NUM_JOINTS
+from hybrid_pose_ros.training.no_person import no_person_report, Scene
 from hybrid_pose_ros.training.dataset import DeviceData, Source, WindowDataset
 import numpy as np
 import torch
@@ -93,9 +95,38 @@ def summarise(errors: np.ndarray) -> dict[str, Any]:
     errors = np.asarray(errors, dtype=np.float64)
     per_step = [_nanmean(errors[:, t]) for t in range(errors.shape[1])]
     finite = [e for e in per_step if e is not None]
+    values = errors[np.isfinite(errors)]
     return {'mean': float(np.mean(finite)) if finite else None,
+            'median': float(np.median(values)) if len(values) else None,
             'per_step': per_step, 'last_step': per_step[-1] if per_step else None,
             'samples': int(np.isfinite(errors).any(axis=1).sum())}
+
+
+BOOTSTRAP_RESAMPLES = 10000
+
+
+def paired_bootstrap(errors_a: np.ndarray, errors_b: np.ndarray,
+                     resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> dict[str, Any]:
+    """
+    Paired comparison of two models' per-sample errors ``[N, T]`` on the same windows.
+
+    The difference ``a - b`` of each window's mean over its steps, its mean, and a 95 %
+    percentile bootstrap interval over windows (``resamples`` draws, seeded). Windows where
+    either model has no error are left out.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', RuntimeWarning)   # windows without any error: NaN
+        a = np.nanmean(np.asarray(errors_a, dtype=np.float64), axis=1)
+        b = np.nanmean(np.asarray(errors_b, dtype=np.float64), axis=1)
+    diff = (a - b)[np.isfinite(a) & np.isfinite(b)]
+    if not len(diff):
+        return {'windows': 0, 'mean_difference': None, 'ci95': None}
+    rng = np.random.default_rng(seed)
+    draws = diff[rng.integers(0, len(diff), (resamples, len(diff)))].mean(axis=1)
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return {'windows': int(len(diff)), 'mean_difference': float(diff.mean()),
+            'ci95': [float(low), float(high)], 'resamples': resamples,
+            'better_share': float((diff < 0).mean())}
 
 
 def _nanmean(values: np.ndarray) -> float | None:
@@ -209,6 +240,17 @@ def sensor_window_errors(dataset: WindowDataset, index: np.ndarray,
 def window_errors(dataset: WindowDataset, index: np.ndarray, xy_model: np.ndarray) -> np.ndarray:
     """Return per-sample 2D errors ``[N, T]`` in sensor pixels of windows ``index``."""
     return sensor_window_errors(dataset, index, dataset.geometry.model_to_sensor(xy_model))
+
+
+def dropped_fraction(dataset: WindowDataset, index: np.ndarray, confidence: np.ndarray,
+                     min_confidence: float) -> float | None:
+    """Share of the labelled visible joints ``[N, T, J]`` a node would drop as unconfident."""
+    visible = np.isfinite(dataset.arrays['crop'][index]).all(axis=-1)
+    visible &= dataset.arrays['step_valid'][index][..., None]
+    if not visible.any():
+        return None
+    kept = np.isfinite(confidence) & (confidence >= min_confidence)
+    return float((visible & ~kept).sum() / visible.sum())
 
 
 def per_camera_means(errors: np.ndarray, cameras: np.ndarray) -> dict[str, float | None]:
@@ -327,7 +369,7 @@ def format_table(results: dict[str, Any]) -> str:
     energy = results.get('energy', {}).get('per_window_mj', {}).get('cvprw', {}).get(
         'paper_simplified', {})
     lines = [f'{"model":<34}{"2D px":>9}{"step 1":>9}{"last":>9}{"3D mm":>9}'
-             f'{"mJ/window":>11}']
+             f'{"mJ/window":>11}{"dropped":>9}']
     for name in MODEL_NAMES:
         row = results['models'].get(name)
         if row is None:
@@ -337,9 +379,16 @@ def format_table(results: dict[str, Any]) -> str:
             return f' {value:>{width - 1}.2f}' if value is not None else f'{"-":>{width}}'
         two = row['mpjpe_2d_px']
         three = row.get('mpjpe_3d_mm') or {}
+        dropped = row.get('visible_dropped_fraction')
         lines.append(f'{MODEL_LABELS[name]:<34}{fmt(two["mean"])}{fmt(two["per_step"][0])}'
                      f'{fmt(two["last_step"])}{fmt(three.get("mean"))}'
-                     f'{fmt(energy.get(name), 11)}')
+                     f'{fmt(energy.get(name), 11)}'
+                     f'{fmt(None if dropped is None else 100.0 * dropped, 8)}%')
+    for scene, report in results.get('no_person', {}).items():
+        missing = report['missing_fraction']
+        lines.append(f'no person, {scene}: {report["steps"]} steps, '
+                     + ('no step' if missing is None else f'{100.0 * missing:.1f} % of joints '
+                        f'missing at min_confidence {results["min_confidence"]:g}'))
     return '\n'.join(lines)
 
 
@@ -369,9 +418,13 @@ def evaluate_models(dataset: WindowDataset, data: DeviceData, hybrid: HybridPose
                     pure: PureSNN | None, ann: AnnUNet | None, batch_size: int = 16,
                     energy_windows: int = 4, progress: bool = True,
                     max_windows: int | None = None, dhp19_cnn: Dhp19Cnn | None = None,
-                    dhp19_cnn_filters: bool = True) -> dict[str, Any]:
+                    dhp19_cnn_filters: bool = True,
+                    min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> dict[str, Any]:
     """
     Evaluate the given models on every window of ``dataset``; return the results dict.
+
+    Every row also gives the share of labelled visible joints whose confidence is below
+    ``min_confidence`` (the node would publish them as missing).
 
     ``dhp19_cnn`` adds its row, fed events filtered by DHP19's filters if
     ``dhp19_cnn_filters``.
@@ -409,23 +462,37 @@ def evaluate_models(dataset: WindowDataset, data: DeviceData, hybrid: HybridPose
                                np.repeat(peaks[:, None], steps, axis=1))
     cameras = dataset.window_camera()[index]
     models = {}
+    window_errors_2d = {}
     for name in MODEL_NAMES:
         if name not in sensor:
             continue
         uv, conf = sensor[name]
-        errors = sensor_window_errors(dataset, index, uv)
+        errors = window_errors_2d[name] = sensor_window_errors(dataset, index, uv)
         row = {'mpjpe_2d_px': summarise(errors),
-               'mpjpe_2d_px_per_camera': per_camera_means(errors, cameras)}
+               'mpjpe_2d_px_per_camera': per_camera_means(errors, cameras),
+               'visible_dropped_fraction': dropped_fraction(dataset, index, conf,
+                                                            min_confidence)}
         three = errors_3d(dataset, index, uv, conf)
         row['mpjpe_3d_mm'] = summarise(three) if three is not None else None
         models[name] = row
     if 'dhp19_cnn' in models:
         models['dhp19_cnn'].update({'dhp19_filters': bool(dhp19_cnn_filters),
                                     'events_per_frame': EVENTS_PER_CAMERA})
+    comparisons = {}
+    if 'hybrid' in window_errors_2d and 'ann_held' in window_errors_2d:
+        comparisons['hybrid_minus_ann_held'] = paired_bootstrap(window_errors_2d['hybrid'],
+                                                                window_errors_2d['ann_held'])
+        every = models.get('ann_every_step', {}).get('mpjpe_2d_px', {}).get('mean')
+        held = models['ann_held']['mpjpe_2d_px']['mean']
+        hybrid_mean = models['hybrid']['mpjpe_2d_px']['mean']
+        if every is not None and held is not None and hybrid_mean is not None \
+                and held != every:
+            comparisons['gap_recovered'] = (held - hybrid_mean) / (held - every)
     rng = np.random.default_rng(0)
     sample = np.sort(rng.choice(index, size=min(energy_windows, len(index)), replace=False))
     results = {
         'models': models,
+        'comparisons': comparisons,
         'dataset': {'windows': int(len(index)), 'split': dataset.meta['split'],
                     'cameras': dataset.meta['cameras'], 'folders': dataset.meta['folders'],
                     'recordings': sorted({s.name for s in dataset.sources}),
@@ -454,6 +521,8 @@ def run(checkpoints: dict[str, str | None], data: Sequence[str], cameras: Sequen
         max_windows: int | None = None, ann_precision: str = 'float32',
         ann_runtime: str = 'torch', ann_lead_bins: int = 0,
         dhp19_cnn: str | os.PathLike | None = None, dhp19_cnn_filters: bool = True,
+        min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+        no_person: dict[str, Scene] | None = None,
         log: Callable[[str], None] = print) -> dict[str, Any]:
     """
     Load checkpoints (``hybrid``, ``pure_snn``, ``ann``; any may be None), evaluate, write.
@@ -468,6 +537,9 @@ def run(checkpoints: dict[str, str | None], data: Sequence[str], cameras: Sequen
     before its start, for the hybrid and the held ANN alike.
     ``dhp19_cnn``, the path of the DHP19 baseline CNN's Keras file, adds its row (float32 on
     the CPU), with DHP19's filters if ``dhp19_cnn_filters``; None leaves it out.
+    ``no_person`` scenes (:mod:`hybrid_pose_ros.training.no_person`) are run through the hybrid
+    as the node runs it, and the share of joints it would still publish at ``min_confidence``
+    is reported under ``no_person``.
 
     The model config comes from the first checkpoint given; every checkpoint must share its
     input size and timing.
@@ -503,7 +575,11 @@ def run(checkpoints: dict[str, str | None], data: Sequence[str], cameras: Sequen
     referee = load_dhp19_cnn(dhp19_cnn) if dhp19_cnn is not None else None
     results = evaluate_models(dataset, device_data, models.get('hybrid'),
                               models.get('pure_snn'), models.get('ann'), batch_size,
-                              energy_windows, progress, max_windows, referee, dhp19_cnn_filters)
+                              energy_windows, progress, max_windows, referee, dhp19_cnn_filters,
+                              min_confidence)
+    results['min_confidence'] = min_confidence
+    if no_person and 'hybrid' in models:
+        results['no_person'] = no_person_report(models['hybrid'], no_person, min_confidence)
     results['checkpoints'] = {kind: os.path.abspath(c.path) for kind, c in loaded.items()}
     if dhp19_cnn is not None:
         results['checkpoints']['dhp19_cnn'] = os.path.abspath(dhp19_cnn)
