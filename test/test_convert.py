@@ -57,6 +57,18 @@ def test_dhp19_recording_becomes_a_bag_with_events_and_ground_truth(tmp_path, re
     assert rig['cam3']['frame_id'] == 'cam3_optical_frame' and len(rig['joint_names']) == 13
 
 
+def test_max_seconds_keeps_the_first_part_of_a_recording(tmp_path, recording):
+    folder, events, poses = recording
+    out = tmp_path / 'bag'
+    counts = dhp19_to_bag(str(folder), 'S13_session1_mov1', [3], str(out), message_ms=10.0,
+                          max_seconds=0.1)
+    assert counts == {'/pose_gt_3d': 10, '/cam3/events': 10, '/cam3/pose_gt': 10}
+    merged = np.concatenate([codecs.decode_event_array(raw).events
+                             for topic, _, _, raw in read_bag(out) if topic == '/cam3/events'])
+    np.testing.assert_array_equal(merged['t'] - 1_700_000_000 * 1_000_000,
+                                  events['t'][events['t'] < 100_000])
+
+
 def test_event_array_bag_to_packets_and_back_keeps_the_events(tmp_path, recording):
     folder, events, _ = recording
     dhp19_to_bag(str(folder), 'S13_session1_mov1', [3], str(tmp_path / 'a'))

@@ -76,13 +76,20 @@ def _event_message(encoding: str, stamp_ns: int, frame_id: str, events: np.ndarr
 
 def dhp19_to_bag(folder: str, recording: str, cameras: list[int], out: str,
                  encoding: str = 'dvs', message_ms: float = 10.0,
-                 t0_s: int = DEFAULT_T0_S) -> dict[str, int]:
-    """Write one DHP19-format recording as a bag; return the message count per topic."""
+                 t0_s: int = DEFAULT_T0_S, max_seconds: float | None = None) -> dict[str, int]:
+    """
+    Write one DHP19-format recording as a bag; return the message count per topic.
+
+    ``max_seconds`` keeps only the recording's first seconds (events and labels).
+    """
     from hybrid_pose_ros.data import dhp19
     from hybrid_pose_ros.data.cameras import project_dhp19
     typestore = event_typestore()
     t0_us = t0_s * 1_000_000
     poses_mm, label_us = dhp19.read_labels(dhp19.labels_path(folder, recording))
+    end_us = int(max_seconds * 1e6) if max_seconds is not None else None
+    if end_us is not None:
+        poses_mm, label_us = poses_mm[label_us <= end_us], label_us[label_us <= end_us]
     counts: dict[str, int] = {}
     rig = {}
     writer = Writer(out, version=9, storage_plugin=StoragePlugin.MCAP)
@@ -98,6 +105,8 @@ def dhp19_to_bag(folder: str, recording: str, cameras: list[int], out: str,
             p_matrix = dhp19.load_projection_matrix(folder, cam)
             rig[f'cam{cam}'] = {'frame_id': frame, 'dhp19_projection_mm': p_matrix.tolist()}
             events = dhp19.read_events(dhp19.events_path(folder, recording), cam)
+            if end_us is not None:
+                events = events[events['t'] < end_us]
             events['t'] += t0_us
             topic = f'/cam{cam}/events'
             conn = writer.add_connection(topic, EVENT_ARRAY if encoding == 'dvs'
@@ -208,6 +217,7 @@ def main(argv: list[str] | None = None) -> None:
     d.add_argument('--encoding', choices=('dvs', 'packet'), default='dvs')
     d.add_argument('--message-ms', type=float, default=10.0)
     d.add_argument('--t0', type=int, default=DEFAULT_T0_S, help='ROS time of t=0, seconds')
+    d.add_argument('--max-seconds', type=float, help="keep only the recording's first seconds")
     for name in ('to-packet', 'to-array'):
         p = sub.add_parser(name, help=f're-encode event topics ({name})')
         p.add_argument('src')
@@ -228,7 +238,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f'hybrid_pose_convert: {target} exists; remove it first')
     if args.command in ('dhp19', 'aedat4'):
         counts = (dhp19_to_bag(args.folder, args.recording, args.cameras, args.out,
-                               args.encoding, args.message_ms, args.t0)
+                               args.encoding, args.message_ms, args.t0, args.max_seconds)
                   if args.command == 'dhp19' else
                   aedat4_to_bag(args.file, args.out, args.encoding, args.message_ms, args.topic))
         for topic, n in counts.items():
