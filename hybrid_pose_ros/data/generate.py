@@ -1,8 +1,9 @@
 """
 Synthetic DHP19: events of four simulated DAVIS346 cameras watching a body driven by mocap.
 
-Pipeline per recording and camera: mocap -> landmarks (:mod:`joint_mapping`) -> placed in the
-room (:func:`place_in_scene`) -> linearly interpolated to ``render_hz`` -> rendered
+Pipeline per recording and camera: mocap -> landmarks (:func:`user_landmarks`: a user's
+mapping file, :mod:`user_mapping`, and :mod:`joint_mapping`) -> placed in the room
+(:func:`place_in_scene`) -> linearly interpolated to ``render_hz`` -> rendered
 (:class:`render.Renderer`) -> events (:class:`simulator.EventSimulator`, seeded from the
 recording name and camera) -> DHP19 files (:mod:`dhp19`). Labels are the 13 joints at 100 Hz.
 
@@ -24,8 +25,8 @@ recording's name. ``recordings.csv`` lists what every recording holds.
 Resumable: each camera is written to ``{name}_cam{k}.done.h5`` when complete, the recording's
 event file is assembled once all cameras are done, and files that exist are skipped.
 """
-from dataclasses import dataclass, field
 import csv
+from dataclasses import dataclass, field
 import math
 import multiprocessing
 from multiprocessing.pool import Pool
@@ -35,11 +36,14 @@ import zlib
 from hybrid_pose_ros.data import dhp19
 from hybrid_pose_ros.data.body import BODY, Part, random_body
 from hybrid_pose_ros.data.cameras import CAM_TO_P, Camera, CAPTURE_CENTER, dhp19_rig
-from hybrid_pose_ros.data.joint_mapping import LANDMARK_INDEX, landmarks
-from hybrid_pose_ros.data.mocap import MotionClip, read_motion, resample
+from hybrid_pose_ros.data.joint_mapping import LANDMARK_INDEX, LANDMARK_NAMES, landmarks
+from hybrid_pose_ros.data.library import read_takes, repair_glitches, Take, take_landmarks
+from hybrid_pose_ros.data.mocap import MotionClip, resample
 from hybrid_pose_ros.data.render import Renderer
-from hybrid_pose_ros.data.library import read_takes, Take, take_landmarks
 from hybrid_pose_ros.data.simulator import EventSimulator, random_config, SimulatorConfig
+from hybrid_pose_ros.data.user_mapping import check_body_height, landmark_mapping
+from hybrid_pose_ros.data.user_mapping import load_user_mapping, MocapInputError
+from hybrid_pose_ros.data.user_mapping import read_user_motion, tallest_frames, UserMapping
 from hybrid_pose_ros.events.event_array import empty_events
 from hybrid_pose_ros.skeleton import NUM_JOINTS
 import numpy as np
@@ -253,24 +257,52 @@ def generate_recording(track: MotionClip, rec: Recording, out_dir: str, config: 
         os.remove(part)
 
 
+def user_landmarks(path: str, mapping: UserMapping = UserMapping()) -> MotionClip:
+    """
+    Read a user's mocap file as a clip of landmarks (:data:`LANDMARK_NAMES`, metres, Z up).
+
+    The file is read and mapped as ``mapping`` (:mod:`user_mapping`) says, joint flips are
+    repaired (:func:`library.repair_glitches`), a body that is not upright or not 1.2-2.2 m tall
+    where it stands tallest is refused (:func:`user_mapping.check_body_height`), and with
+    ``remove_root_drift`` a roaming actor is kept near one spot (:func:`remove_roaming` with
+    the defaults of :class:`LibraryConfig`).
+    """
+    clip, units = read_user_motion(path, mapping)
+    lm, _ = repair_glitches(landmarks(clip, landmark_mapping(clip, path, mapping)))
+    tallest = tallest_frames(lm)
+    check_body_height(tallest, body_height(tallest), units, path, mapping)
+    if mapping.remove_root_drift:
+        library = LibraryConfig()
+        lm = remove_roaming(lm, clip.fps, library.roam_radius_m, library.roam_window_s)
+    return MotionClip(clip.name, clip.fps, LANDMARK_NAMES, lm)
+
+
 def scene_track(clip: MotionClip) -> MotionClip:
-    """Return the clip's landmarks placed in the room, as a clip of landmark positions."""
-    return MotionClip(clip.name, clip.fps, tuple(LANDMARK_INDEX), place_in_scene(landmarks(clip)))
+    """Return a clip of landmarks placed in the room (:func:`place_in_scene`)."""
+    return MotionClip(clip.name, clip.fps, clip.joint_names, place_in_scene(clip.positions))
 
 
 def generate_dataset(paths: list[str], out_dir: str, config: GenerateConfig = GenerateConfig(),
-                     holdout: tuple[str, ...] = (), progress: bool = True) -> list[Recording]:
-    """Generate the synthetic dataset of the mocap files ``paths`` into ``out_dir``."""
-    os.makedirs(out_dir, exist_ok=True)
-    clips = [read_motion(p) for p in paths]
+                     holdout: tuple[str, ...] = (), progress: bool = True,
+                     mapping: str | None = None) -> list[Recording]:
+    """
+    Generate the synthetic dataset of the mocap files ``paths`` into ``out_dir``.
+
+    ``mapping`` is a mapping file (:mod:`user_mapping`) for every file. All files are read and
+    checked before ``out_dir`` is created; :class:`user_mapping.MocapInputError` says what is
+    wrong with one.
+    """
+    user = load_user_mapping(mapping) if mapping else UserMapping()
+    clips = [user_landmarks(p, user) for p in paths]
     names = [c.name for c in clips]
     unknown = sorted(set(holdout) - set(names))
     if unknown:
-        raise ValueError(f'held-out takes {unknown} are not among the clips {names}')
-    cameras = dhp19_rig()
-    write_rig(out_dir, cameras)
+        raise MocapInputError(f'held-out takes {unknown} are not among the clips {names}')
     plan = plan_recordings(clips, config, holdout)
     tracks = [scene_track(c) for c in clips]
+    os.makedirs(out_dir, exist_ok=True)
+    cameras = dhp19_rig()
+    write_rig(out_dir, cameras)
     pool = multiprocessing.get_context('spawn').Pool(config.workers) \
         if config.workers > 1 else None
     try:

@@ -1,9 +1,11 @@
 """Command line: generate a synthetic DHP19-layout dataset from a mocap library or mocap files."""
 import argparse
 import dataclasses
+import sys
 
 from hybrid_pose_ros.data.generate import generate_dataset, generate_library, GenerateConfig
 from hybrid_pose_ros.data.simulator import SimulatorConfig
+from hybrid_pose_ros.data.user_mapping import MocapInputError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -11,7 +13,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description='Render a body driven by motion capture, simulate four DAVIS346 cameras and '
                     'write DHP19-format events, labels and P matrices.')
-    parser.add_argument('mocap', nargs='*', help='.bvh, or .asf/.amc (same stem) files')
+    parser.add_argument('mocap', nargs='*', help='.bvh, or .asf/.amc files')
+    parser.add_argument('--mapping', metavar='FILE',
+                        help='a YAML mapping file for all MOCAP files: landmarks -> joints, '
+                             'units, up_axis, fps, skip_frames, time_range, remove_root_drift '
+                             '(see hybrid_pose_ros/data/user_mapping.py)')
     parser.add_argument('--library', help='a motion-capture library folder (takes.csv): whole '
                         'takes split by performer, a person, placement and sensor drawn per '
                         'recording (instead of MOCAP files)')
@@ -51,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if bool(args.library) == bool(args.mocap):
         parser.error('give either MOCAP files or --library')
+    if args.mapping and args.library:
+        parser.error('--mapping is for MOCAP files, not --library')
     try:
         shard = tuple(int(k) for k in args.shard.split('/'))
     except ValueError:
@@ -67,8 +75,12 @@ def main(argv: list[str] | None = None) -> int:
         plan = generate_library(args.library, args.out, config, split=args.split, shard=shard,
                                 progress=not args.quiet)
     else:
-        plan = generate_dataset(args.mocap, args.out, config, tuple(args.holdout),
-                                progress=not args.quiet)
+        try:
+            plan = generate_dataset(args.mocap, args.out, config, tuple(args.holdout),
+                                    progress=not args.quiet, mapping=args.mapping)
+        except MocapInputError as error:
+            print(f'{parser.prog}: error: {error}', file=sys.stderr)
+            return 2
     for rec in plan:
         print(f'{rec.name}: clip {rec.clip} [{rec.start_s:.2f}, {rec.end_s:.2f}) s')
     return 0
