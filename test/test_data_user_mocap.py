@@ -1,6 +1,8 @@
 """Users' own motion capture: mapping files, units and up-axis checks, unknown skeletons."""
 import os
+import textwrap
 
+from hybrid_pose_ros.data import user_mapping
 from hybrid_pose_ros.data.generate import body_height, user_landmarks
 from hybrid_pose_ros.data.joint_mapping import LANDMARK_INDEX
 from hybrid_pose_ros.data.user_mapping import asf_for, load_user_mapping, MocapInputError
@@ -295,3 +297,10 @@ def test_raw_cmu_asf_bvh_reads_with_cmu_asf_units(tmp_path):
     clip = user_landmarks(CMU_ASF_BVH, mapping)
     assert clip.fps == 120.0
     assert 1.2 <= body_height(clip.positions) <= 2.2
+
+
+def test_the_documented_example_is_a_valid_mapping_file(tmp_path):
+    example = user_mapping.__doc__.split('::\n\n')[1].split('\n\n')[0]
+    mapping = load_user_mapping(write_yaml(tmp_path, textwrap.dedent(example)))
+    assert len(mapping.landmarks) == len(LANDMARK_INDEX) and mapping.units == 0.01
+    assert mapping.landmarks['pelvis'] == (('R_Hip', 'L_Hip'), 'Pelvis', 0.0)
