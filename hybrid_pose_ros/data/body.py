@@ -79,7 +79,7 @@ def _symmetric(side: str, girth: float, outfit: Outfit) -> list[Part]:
 
 def make_body(girth: float = 1.0, head_size: float = 1.0, outfit: Outfit = Outfit()
               ) -> tuple[Part, ...]:
-    """The 18 capsules of a person; ``girth`` scales trunk and limb radii, ``head_size`` the head."""
+    """Return the 18 capsules of a person: ``girth`` scales the trunk and limbs."""
     return tuple(
         [Part('head', ('head', 'head_top', -0.5), _j('head'), 0.092 * head_size, outfit.hair),
          Part('neck', _j('neck'), ('neck', 'head', 0.7), 0.055 * girth, outfit.skin),
@@ -101,7 +101,7 @@ def _material(rng: np.random.Generator, albedo: tuple[float, float],
 
 def random_body(rng: np.random.Generator) -> tuple[Part, ...]:
     """
-    A person drawn for one recording: girth 0.85-1.3, head 0.9-1.1, mostly plain clothes.
+    Draw a person for one recording: girth 0.85-1.3, head 0.9-1.1, mostly plain clothes.
 
     Clothing albedo and pattern contrast are uniform (contrast 0-0.35: from plain cloth to
     prints), sleeves long in a third of the draws; skin and hair vary too.

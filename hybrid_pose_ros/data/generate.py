@@ -188,7 +188,7 @@ def simulate_segment(track: MotionClip, rec: Recording, camera: Camera, config: 
 
 def recording_appearance(config: GenerateConfig, name: str, cam: int
                          ) -> tuple[tuple[Part, ...], SimulatorConfig]:
-    """The body and the sensor of one camera of a recording (drawn when ``randomise``)."""
+    """Return the body and the sensor of one camera of a recording (drawn if ``randomise``)."""
     if not config.randomise:
         return BODY, config.sim
     body = random_body(np.random.default_rng(_seed(config, name, BODY_STREAM)))
@@ -451,7 +451,8 @@ def generate_library(folder: str, out_dir: str, config: GenerateConfig,
         rows.append({'recording': name, 'split': dhp19.split_of(name), 'take': take.name,
                      'performer': take.performer, 'category': take.category,
                      'description': take.description, 'seconds': f'{rec.end_s:.3f}',
-                     'height_m': f'{placement.height_m:.3f}', 'yaw_deg': f'{placement.yaw_deg:.1f}',
+                     'height_m': f'{placement.height_m:.3f}',
+                     'yaw_deg': f'{placement.yaw_deg:.1f}',
                      'offset_x_m': f'{placement.offset_m[0]:.3f}',
                      'offset_y_m': f'{placement.offset_m[1]:.3f}', 'repaired_frames': repaired})
         tracks.append(track)

@@ -1,5 +1,5 @@
 """
-The motion-capture library: its take list, each source's units and rates, and the split by performer.
+The motion-capture library: its takes, each source's units and rates, the split by performer.
 
 A library folder holds ``takes.csv`` (one row per take: ``file``, ``group``, ``fmt``,
 ``subject`` = performer, ``trial``, ``category``, ``fps`` = the true frame rate, ``tpose_frame0``,
@@ -28,7 +28,7 @@ import csv
 from dataclasses import dataclass
 import os
 
-from hybrid_pose_ros.data.joint_mapping import find_mapping_name, LANDMARK_INDEX, LANDMARK_NAMES, landmarks
+from hybrid_pose_ros.data.joint_mapping import find_mapping_name, LANDMARK_NAMES, landmarks
 from hybrid_pose_ros.data.mocap import INCH, MotionClip, read_asf_amc, read_bvh
 import numpy as np
 

@@ -60,8 +60,10 @@ class SimulatorConfig:
 def random_config(rng: np.random.Generator, base: SimulatorConfig = SimulatorConfig()
                   ) -> SimulatorConfig:
     """
-    A sensor drawn for one recording: thresholds, their mismatch, refractory period, bandwidth,
-    leak, background activity, shot noise and hot pixels, each uniform in a plausible range.
+    Draw the sensor of one recording, every parameter uniform in a plausible range.
+
+    Thresholds and their per-pixel mismatch, refractory period, bandwidth, leak, background
+    activity, shot noise and hot pixels.
     """
     threshold = rng.uniform(0.18, 0.45)
     return replace(

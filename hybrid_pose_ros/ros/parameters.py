@@ -131,8 +131,8 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('marker_rate_hz', 30.0, 'Most ~/skeleton messages per second of event time '
                   '(RViz draws at tens of Hz; ~/pose keeps the full SNN rate); 0 publishes '
                   'markers for every pose.', _at_least(0.0)),
-    ParameterSpec('min_confidence', DEFAULT_MIN_CONFIDENCE, 'Joints below this confidence are published as '
-                  'missing (NaN).', _at_least(0.0)),
+    ParameterSpec('min_confidence', DEFAULT_MIN_CONFIDENCE, 'Joints below this confidence '
+                  'are published as missing (NaN).', _at_least(0.0)),
     ParameterSpec('debug_image', True, 'Publish ~/debug_image (only while it has '
                   'subscribers).', _always_valid),
     ParameterSpec('diagnostics_period', 1.0, 'Seconds between /diagnostics messages.',

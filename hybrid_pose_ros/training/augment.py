@@ -116,8 +116,10 @@ def draw_negatives(count: int, fraction: float, generator: torch.Generator
 def negative_images(images: torch.Tensor, noise: torch.Tensor, generator: torch.Generator
                     ) -> torch.Tensor:
     """
-    Scenes without a person in place of ``images [B, ..., H, W]``: noise where ``noise [B]``,
-    else the image's tiles shuffled (one permutation per sample, for all its channels).
+    Return scenes without a person in place of ``images [B, ..., H, W]``.
+
+    Noise where ``noise [B]``, else the image's tiles shuffled (one permutation per sample,
+    for all its channels).
     """
     batch, height, width = images.shape[0], images.shape[-2], images.shape[-1]
     out = images.float().clone()

@@ -54,8 +54,8 @@ from hybrid_pose_ros.model.inference import (
     with_ann_runtime)
 from hybrid_pose_ros.model.macs import ann_macs, initializer_macs
 from hybrid_pose_ros.skeleton import NUM_JOINTS
-from hybrid_pose_ros.training.no_person import no_person_report, Scene
 from hybrid_pose_ros.training.dataset import DeviceData, Source, WindowDataset
+from hybrid_pose_ros.training.no_person import no_person_report, Scene
 import numpy as np
 import torch
 from tqdm import tqdm

@@ -50,7 +50,7 @@ def noise_scene(seconds: float, seed: int, cam_index: int = 3) -> np.ndarray:
 
 
 def _swayed(camera: Camera, yaw: float, pitch: float) -> Camera:
-    """The camera turned about its own centre by ``yaw`` and ``pitch`` (radians)."""
+    """Return the camera turned about its own centre by ``yaw`` and ``pitch`` (radians)."""
     cy, sy, cp, sp = math.cos(yaw), math.sin(yaw), math.cos(pitch), math.sin(pitch)
     turn = np.array([[cy, 0.0, sy], [0.0, 1.0, 0.0], [-sy, 0.0, cy]]) @ np.array(
         [[1.0, 0.0, 0.0], [0.0, cp, -sp], [0.0, sp, cp]])
@@ -88,7 +88,7 @@ Scene = tuple[np.ndarray, int, int]
 
 
 def standard_scenes(seconds: float = 2.0) -> dict[str, Scene]:
-    """The synthetic scenes of the module doc at the DHP19 sensor size, seeded."""
+    """Return the synthetic scenes of the module doc at the DHP19 sensor size, seeded."""
     return {'noise': (noise_scene(seconds, seed=0), DHP19_WIDTH, DHP19_HEIGHT),
             'moving_camera': (moving_camera_scene(seconds, seed=1), DHP19_WIDTH, DHP19_HEIGHT)}
 

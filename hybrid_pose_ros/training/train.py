@@ -422,7 +422,7 @@ class Trainer:
         return model, PureSnnObjective(model, self.sigma)
 
     def _trained_ann(self, path: str) -> nn.Module:
-        """The ANN of an ``ann`` checkpoint, or of a ``hybrid`` one, of this configuration."""
+        """Return the ANN of an ``ann`` or ``hybrid`` checkpoint of this configuration."""
         kind = load_checkpoint(path, map_location='cpu').kind
         if kind == 'hybrid':
             return self._load_matching(path, 'hybrid', FINE_TUNE_ADJUSTABLE).ann
