@@ -6,13 +6,14 @@ ON_COLOR = np.array([255, 80, 60], dtype=np.uint8)
 OFF_COLOR = np.array([60, 140, 255], dtype=np.uint8)
 
 
-def event_image(events: np.ndarray, width: int, height: int) -> np.ndarray:
+def event_image(events: np.ndarray, width: int, height: int, on_color=ON_COLOR,
+                off_color=OFF_COLOR, background: int = 20) -> np.ndarray:
     """Return an ``[H, W, 3]`` uint8 image: ON events red, OFF events blue, background dark."""
-    image = np.full((height, width, 3), 20, dtype=np.uint8)
+    image = np.full((height, width, 3), background, dtype=np.uint8)
     inside = (events['x'] < width) & (events['y'] < height)
     events = events[inside]
-    image[events['y'][events['p'] == 0], events['x'][events['p'] == 0]] = OFF_COLOR
-    image[events['y'][events['p'] == 1], events['x'][events['p'] == 1]] = ON_COLOR
+    image[events['y'][events['p'] == 0], events['x'][events['p'] == 0]] = off_color
+    image[events['y'][events['p'] == 1], events['x'][events['p'] == 1]] = on_color
     return image
 
 

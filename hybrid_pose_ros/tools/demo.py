@@ -9,8 +9,12 @@
    into ``outputs_bag/`` (MCAP), then runs the offline reference
    (:func:`hybrid_pose_ros.estimator.run_offline`) on the same events.
 3. It writes ``summary.json`` (MPJPE against ``/cam3/pose_gt``, rates, latency, drops, energy,
-   node vs offline), ``demo.gif`` (events, predicted and true skeletons, ANN re-initialisations
-   marked), ``error_per_step.png`` and ``latency_event_rate.png``.
+   node vs offline), ``demo.gif`` (events at ``GIF_SCALE`` x the sensor size, the predicted
+   skeleton with right limbs orange and left limbs blue, the ground truth thin green, ANN
+   re-initialisations framed in magenta, a legend with the window's timeline),
+   ``error_per_step.png`` (2D error in sensor pixels against ms since the ANN
+   re-initialisation) and ``latency_event_rate.png`` (latency in ms and input events per
+   second against replay time, the first pose of each window marked).
 
 Pass/fail: exit status 1 if the node published nothing, if a pose it published differs from
 the offline model's (more than ``PARITY_TOLERANCE_PX``) or one is missing that the node did not
@@ -23,7 +27,7 @@ The node runs with ``min_confidence:=0`` (every joint published, as the evaluati
 them) and ``threads:=1`` (the ANN thread and the SNN timer then use one core each; more torch
 threads oversubscribe two shared cores). The GIF shows every ``GIF_FRAME_MS`` / bin-th bin
 (every 2nd at 10 ms: real-time playback, since viewers slow frames under 20 ms down) and
-always the window starts, framed and labelled ``ANN init``.
+always the window starts, framed and labelled ``ANN re-initialisation``.
 """
 import argparse
 from dataclasses import dataclass, field
@@ -45,8 +49,8 @@ from hybrid_pose_ros.ros import codecs
 from hybrid_pose_ros.ros.counters import DROP_COUNTERS, ERROR_COUNTERS
 from hybrid_pose_ros.ros.interfaces import EVENT_ARRAY, event_typestore
 from hybrid_pose_ros.sample_bag import sample_bag, SAMPLE_EVENTS_TOPIC
-from hybrid_pose_ros.skeleton import NUM_JOINTS
-from hybrid_pose_ros.visualize import draw_skeleton, event_image
+from hybrid_pose_ros.skeleton import JOINT_NAMES, NUM_JOINTS, SKELETON_EDGES
+from hybrid_pose_ros.visualize import event_image
 import numpy as np
 from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import StoragePlugin, Writer
@@ -68,10 +72,17 @@ MPJPE_MARGIN_PX = 2.0
 ENERGY_WINDOWS = 4
 METADATA_KEYS = ('stage', 'epochs', 'iterations', 'val_mpjpe_px', 'git_commit', 'purpose')
 GIF_FRAME_MS = 20
+GIF_SCALE = 2
+"""GIF pixels per sensor pixel (346x260 events give a 692x520 picture above the legend)."""
+GIF_LEGEND_PX = 64
 UNTRAINED = 'UNTRAINED (seeded random init): poses are not meaningful'
+RIGHT_COLOR = (255, 140, 0)
+LEFT_COLOR = (40, 170, 255)
+CENTRE_COLOR = (255, 230, 0)
 GT_COLOR = (60, 255, 60)
-PRED_COLOR = (255, 230, 0)
 ANN_COLOR = (255, 0, 255)
+EVENT_ON_COLOR = (170, 170, 170)
+EVENT_OFF_COLOR = (90, 90, 105)
 STARTED = time.monotonic()
 
 
@@ -425,21 +436,30 @@ def plot_error_per_step(path: pathlib.Path, per_step: list[float | None], bin_ms
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(7, 4.5))
     times = [(i + 1) * bin_ms for i in range(len(per_step))]
+    ax.axvline(0.0, color=_rgb(ANN_COLOR), linewidth=2,
+               label='ANN re-initialisation (window start)')
     ax.plot(times, [np.nan if v is None else v for v in per_step], marker='o',
             label='node on the sample bag')
     if reference:
         ax.plot(times[:len(reference)], [np.nan if v is None else v for v in reference],
-                marker='s', linestyle='--', label='evaluation.json (test split)')
-    ax.set_xlabel('time since window start / ANN initialisation (ms)')
-    ax.set_ylabel('2D MPJPE (sensor px)')
-    ax.set_title('error per SNN step' + ('' if trained else ' - UNTRAINED WEIGHTS'))
+                marker='s', linestyle='--', label='offline evaluation of the same weights')
+    ax.set_xlim(-bin_ms / 2, (len(per_step) + 0.5) * bin_ms)
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel(f'time since the ANN re-initialisation (ms); one SNN step per {bin_ms:g} ms')
+    ax.set_ylabel('2D MPJPE (pixels of the sensor)')
+    ax.set_title('Mean joint error per SNN step of a 100 ms window'
+                 + ('' if trained else ' - UNTRAINED WEIGHTS'))
     ax.grid(True, alpha=0.3)
-    ax.legend()
+    ax.legend(loc='lower right')
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _rgb(color: tuple[int, int, int]) -> tuple[float, float, float]:
+    return tuple(c / 255 for c in color)
 
 
 def message_schedule(data: BagSlice, recording: Recording) -> np.ndarray | None:
@@ -469,27 +489,34 @@ def external_latency_ms(data: BagSlice, schedule: np.ndarray | None, arrivals: n
 
 def plot_latency(path: pathlib.Path, data: BagSlice, schedule: np.ndarray | None,
                  pose_arrivals: np.ndarray, latency_ms: np.ndarray,
-                 diag: list[tuple[float, dict[str, str]]]) -> None:
-    """Plot per-pose latency, the node's p50/p99 and the input event rate over replay time."""
+                 diag: list[tuple[float, dict[str, str]]], window_start: np.ndarray) -> None:
+    """
+    Plot per-pose latency, the node's p50/p99 and the input event rate over replay time.
+
+    ``window_start`` marks the poses of a window's first bin, the ones the ANN re-initialised.
+    """
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5.5), sharex=True)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
     t0 = schedule[0] if schedule is not None else pose_arrivals[0]
-    top.plot(pose_arrivals - t0, latency_ms, '.', markersize=3,
-             label='event message in -> pose out (recorder)')
+    top.plot(pose_arrivals[~window_start] - t0, latency_ms[~window_start], '.', markersize=3,
+             label='SNN step: event message in -> pose out')
+    top.plot(pose_arrivals[window_start] - t0, latency_ms[window_start], 'o', markersize=4,
+             color=_rgb(ANN_COLOR), label='first pose after an ANN re-initialisation')
     for key, marker in (('latency_p50_ms', 'o'), ('latency_p99_ms', '^')):
         points = [(t - t0, float(v[key])) for t, v in diag if key in v]
         if points:
             top.plot(*zip(*points), marker=marker, linestyle='-',
                      label=f'node {key[8:11]} so far (/diagnostics)')
     top.set_ylabel('latency (ms)')
+    top.set_title('Latency of each pose (replay in real time) and the input event rate')
     top.grid(True, alpha=0.3)
     top.legend(fontsize=8)
     sent = (schedule - t0) if schedule is not None else data.bag_s - data.bag_s[0]
     spans = np.diff(data.last_us, prepend=data.events['t'][0]) / 1e6
     bottom.step(sent, data.counts / np.maximum(spans, 1e-3) / 1e6, where='pre')
-    bottom.set_ylabel('input event rate (Mev/s)')
+    bottom.set_ylabel('input events (million events/s)')
     bottom.set_xlabel('replay time (s)')
     bottom.grid(True, alpha=0.3)
     fig.tight_layout()
@@ -497,10 +524,114 @@ def plot_latency(path: pathlib.Path, data: BagSlice, schedule: np.ndarray | None
     plt.close(fig)
 
 
+def _side(joints: tuple[int, ...]) -> tuple[int, int, int]:
+    """Return the colour of a joint or bone: right, left, or centre (head, across the body)."""
+    sides = {JOINT_NAMES[j].rsplit('_', 1)[-1] for j in joints} - {'head'}
+    if sides == {'right'}:
+        return RIGHT_COLOR
+    if sides == {'left'}:
+        return LEFT_COLOR
+    return CENTRE_COLOR
+
+
+def _font(size: int) -> Any:
+    from PIL import ImageFont
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow before 10.1 has only its small bitmap font
+        return ImageFont.load_default()
+
+
+def _draw_pose(draw: Any, xy: np.ndarray, ground_truth: bool) -> None:
+    """Draw one skeleton scaled by ``GIF_SCALE``: thin green truth, thick coloured prediction."""
+    visible = np.isfinite(xy).all(axis=1)
+    points = (np.nan_to_num(xy) + 0.5) * GIF_SCALE - 0.5
+    width, radius = (1, 2) if ground_truth else (3, 4)
+    for a, b in SKELETON_EDGES:
+        if visible[a] and visible[b]:
+            draw.line([tuple(points[a]), tuple(points[b])], width=width,
+                      fill=GT_COLOR if ground_truth else _side((a, b)))
+    for j, (x, y) in enumerate(points):
+        if visible[j]:
+            box = [x - radius, y - radius, x + radius, y + radius]
+            if ground_truth:
+                draw.ellipse(box, outline=GT_COLOR)
+            else:
+                draw.ellipse(box, fill=_side((j,)), outline=(0, 0, 0))
+
+
+def _draw_legend(draw: Any, top: int, width: int, step: int, steps: int, seconds: float,
+                 bin_ms: float) -> None:
+    """Draw the window timeline (ANN re-initialisation, SNN steps) and the colour legend."""
+    font = _font(14)
+    white = (255, 255, 255)
+    draw.rectangle([0, top, width - 1, top + GIF_LEGEND_PX - 1], fill=(0, 0, 0))
+    y = top + 8
+    draw.text((6, y), 'window', fill=white, font=font)
+    x = 8 + draw.textlength('window', font=font)
+    for k in range(steps):
+        color = ANN_COLOR if k == 0 else (200, 200, 200)
+        draw.rectangle([x, y, x + 18, y + 16], outline=color, fill=color if k == step else None)
+        x += 22
+    draw.text((x + 6, y), f't = {seconds:5.2f} s, {step * bin_ms:.0f} ms after ANN init '
+              f'(magenta), {bin_ms:.0f} ms per SNN step', fill=white, font=font)
+    y = top + 38
+    x = 6
+    items = [('prediction:', white, 0), ('right', RIGHT_COLOR, 3), ('left', LEFT_COLOR, 3),
+             ('centre', CENTRE_COLOR, 3), ('ground truth', GT_COLOR, 1),
+             ('events ON', EVENT_ON_COLOR, 0), ('OFF', (150, 150, 175), 0)]
+    for label, color, line in items:
+        if line:
+            draw.line([(x, y + 8), (x + 20, y + 8)], fill=color, width=line)
+            x += 24
+        draw.text((x, y), label, fill=color, font=font)
+        x += draw.textlength(label, font=font) + 14
+
+
+def gif_frame(events: np.ndarray, sensor: tuple[int, int], truth: np.ndarray | None,
+              joints: np.ndarray, step: int, seconds: float, config: ModelConfig,
+              trained: bool) -> Any:
+    """
+    Return one GIF frame: the bin's events and both skeletons at ``GIF_SCALE``, and a legend.
+
+    The prediction's right limbs are orange, its left limbs blue; the ground truth is thin
+    green. The first pose of a window, where the ANN re-initialised the SNN, gets a magenta
+    frame and label; the legend's timeline shows the step within the window.
+    """
+    from PIL import Image, ImageDraw
+    image = event_image(events, *sensor, on_color=EVENT_ON_COLOR, off_color=EVENT_OFF_COLOR,
+                        background=15)
+    image = np.repeat(np.repeat(image, GIF_SCALE, axis=0), GIF_SCALE, axis=1)
+    width, height = image.shape[1], image.shape[0]
+    frame = Image.new('RGB', (width, height + GIF_LEGEND_PX))
+    frame.paste(Image.fromarray(image), (0, 0))
+    draw = ImageDraw.Draw(frame)
+    if truth is not None:
+        _draw_pose(draw, truth, ground_truth=True)
+    _draw_pose(draw, joints, ground_truth=False)
+    font = _font(20)
+    if step == 0:
+        draw.rectangle([0, 0, width - 1, height - 1], outline=ANN_COLOR, width=6)
+        _label(draw, (12, 12), 'ANN re-initialisation', ANN_COLOR, font)
+    if not trained:
+        text = 'UNTRAINED MODEL'
+        _label(draw, (width - 12 - draw.textlength(text, font=font), 12), text, (255, 60, 60),
+               font)
+    _draw_legend(draw, height, width, step, config.steps_per_window, seconds,
+                 config.bin_us / 1000)
+    return frame
+
+
+def _label(draw: Any, at: tuple[float, float], text: str, color: tuple[int, int, int],
+           font: Any) -> None:
+    left, top, right, bottom = draw.textbbox(at, text, font=font)
+    draw.rectangle([left - 4, top - 4, right + 4, bottom + 4], fill=(0, 0, 0))
+    draw.text(at, text, fill=color, font=font)
+
+
 def write_gif(path: pathlib.Path, data: BagSlice, stamps: np.ndarray, xy: np.ndarray,
               config: ModelConfig, trained: bool) -> int:
-    """Animate every ``GIF_FRAME_MS`` of bins: events, GT and prediction; return frames."""
-    from PIL import Image, ImageDraw
+    """Animate every ``GIF_FRAME_MS`` of bins and every window start; return the frames."""
     stride = max(1, round(GIF_FRAME_MS * 1000 / config.bin_us))
     times = data.events['t']
     frames = []
@@ -509,26 +640,9 @@ def write_gif(path: pathlib.Path, data: BagSlice, stamps: np.ndarray, xy: np.nda
         if step % stride:
             continue
         a, b = np.searchsorted(times, [int(stamp) - config.bin_us, int(stamp)])
-        image = event_image(data.events[a:b], data.width, data.height)
-        label = data.labels.get(int(stamp))
-        if label is not None:
-            draw_skeleton(image, np.nan_to_num(label), np.isfinite(label).all(axis=1),
-                          GT_COLOR, radius=1)
-        draw_skeleton(image, np.nan_to_num(joints), np.isfinite(joints).all(axis=1),
-                      PRED_COLOR)
-        frame = Image.fromarray(image)
-        draw = ImageDraw.Draw(frame)
-        draw.text((4, 2), f't={(int(stamp) - int(times[0])) / 1e6:5.2f} s  step {step}',
-                  fill=(255, 255, 255))
-        draw.text((4, data.height - 14), 'prediction', fill=PRED_COLOR)
-        draw.text((80, data.height - 14), 'ground truth', fill=GT_COLOR)
-        if step == 0:
-            draw.rectangle([0, 0, data.width - 1, data.height - 1], outline=ANN_COLOR, width=3)
-            draw.text((data.width - 70, 2), 'ANN init', fill=ANN_COLOR)
-        if not trained:
-            draw.text((data.width - 110, data.height - 14), 'UNTRAINED MODEL',
-                      fill=(255, 60, 60))
-        frames.append(frame)
+        frames.append(gif_frame(data.events[a:b], (data.width, data.height),
+                                data.labels.get(int(stamp)), joints, step,
+                                (int(stamp) - int(times[0])) / 1e6, config, trained))
     if frames:
         frames[0].save(path, save_all=True, append_images=frames[1:], loop=0, optimize=False,
                        duration=stride * config.bin_us // 1000)
@@ -616,7 +730,8 @@ def main(argv: list[str] | None = None) -> None:
     latency_ms = external_latency_ms(data, schedule, arrivals, stamps)
     plot_error_per_step(out / 'error_per_step.png', per_step, config.bin_us / 1000,
                         reference['per_step'] if reference else None, trained)
-    plot_latency(out / 'latency_event_rate.png', data, schedule, arrivals, latency_ms, diag)
+    plot_latency(out / 'latency_event_rate.png', data, schedule, arrivals, latency_ms, diag,
+                 step_index == 0)
     gif_frames = write_gif(out / 'demo.gif', data, stamps, xy, config, trained)
     summary = {
         'weights': {'checkpoint': checkpoint, 'trained': trained, 'preset': config.preset,
