@@ -1,8 +1,9 @@
 """
 The node's parameters: names, defaults, descriptions and validation, defined once.
 
-``config/hybrid.yaml`` and the README's parameter table are checked against this table by the
-tests, and the node declares exactly these parameters with these descriptions.
+``config/hybrid.yaml``, ``docs/parameters.md`` and the README's parameter table are checked
+against this table by the tests, and the node declares exactly these parameters with these
+descriptions.
 """
 from dataclasses import dataclass
 from typing import Any, Callable
