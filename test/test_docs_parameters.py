@@ -8,7 +8,7 @@ docs/parameters.md and the README list the parameters the code defines, with its
 """
 import pathlib
 
-from hybrid_pose_ros.ros.parameters import ParameterSpec, PARAMETERS
+from hybrid_pose_ros.ros.parameters import PARAMETERS, ParameterSpec
 import pytest
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]

@@ -26,4 +26,3 @@ def test_invalid_values_are_rejected_with_a_reason():
     assert validate('camera_intrinsics', [500.0, 500.0, 173.0, 130.0]) is None
     assert validate('marker_lifetime', 1) is None
     assert validate('no_such_parameter', 1) == "unknown parameter 'no_such_parameter'"
-
