@@ -1,7 +1,7 @@
 """
 ``hybrid_pose_bench``: the performance tables of the package, printed and written as JSON.
 
-Sections (``--sections``, default all that need no running node):
+Sections (``--sections``, default all four):
 
 ``ingest``
     Events per second from raw CDR bytes to a numpy event array: the package's numpy codecs
