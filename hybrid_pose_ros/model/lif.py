@@ -4,7 +4,7 @@ Leaky integrate-and-fire neurons in plain PyTorch (spec section 3.3).
 The membrane state is an ordinary tensor passed in and returned, never stored on a module, so
 the streaming node and batched training run the same code. One step with input current ``x``:
 
-1. charge ``V <- V + (x - V) / tau``;
+1. charge ``V <- V + (x - V) / tau`` (the official code's order of operations);
 2. fire ``S = Theta(V - V_th)`` with ``Theta(0) = 1``;
 3. soft reset ``V <- V - S * V_th`` (the reset is not detached: gradients flow through it).
 
@@ -45,8 +45,14 @@ def atan_surrogate_grad(centred: torch.Tensor, alpha: float = 2.0) -> torch.Tens
 
 
 def lif_charge(v: torch.Tensor, current: torch.Tensor, tau: float) -> torch.Tensor:
-    """Leaky charge ``V + (x - V) / tau`` (also the non-spiking readout of the pure SNN)."""
-    return torch.lerp(v, current, 1.0 / tau)  # one fused kernel for v + (x - v) / tau
+    """
+    Leaky charge ``V + (x - V) / tau`` (also the non-spiking readout of the pure SNN).
+
+    Rounded as the official code rounds it (``(x - V) / tau``, then ``+ V``), so that float32
+    runs are bitwise comparable with it; in place on the difference, which costs about what one
+    fused ``torch.lerp`` did (``docs/fidelity.md``).
+    """
+    return torch.sub(current, v).div_(tau).add_(v)
 
 
 def lif_step(v: torch.Tensor, current: torch.Tensor, tau: float, v_threshold: float = 1.0,

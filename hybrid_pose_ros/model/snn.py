@@ -158,7 +158,7 @@ class SpikingUNet(MembraneLayout, nn.Module):
         u2 = fire(self.up2(upsample2x(torch.cat((u1, x2), dim=1))))
         u3 = fire(self.up3(upsample2x(torch.cat((u2, x1), dim=1))))
         out = self.head(torch.cat((u3, x_in), dim=1))
-        if readout is not None:
-            out = torch.add(out, readout, alpha=readout_decay)
+        if readout is not None:   # decay * H + delta, rounded as the official code rounds it
+            out = torch.mul(readout, readout_decay).add_(out)
         return out, new_membranes, StepActivity(
             dict(zip(SNN_LAYERS, (x_in, x1, x2, x3, mid, r1, u1, u2, u3))))

@@ -125,18 +125,20 @@ input, and there is no position before the first or after the last.
 
 @numba.njit(cache=True, nogil=True)
 def _lif(current: np.ndarray, v_in: np.ndarray, v_out: np.ndarray, spikes: np.ndarray,
-         active: np.ndarray, weight: np.float32, threshold: np.float32) -> int:
-    """LIF step on ``[H, W, C]`` arrays; writes spikes, the reset membrane and the spike list."""
+         active: np.ndarray, tau: np.float32, threshold: np.float32) -> int:
+    """
+    LIF step on ``[H, W, C]`` arrays; writes spikes, the reset membrane and the spike list.
+
+    The charge ``v + (x - v) / tau`` is rounded as :func:`~hybrid_pose_ros.model.lif.lif_charge`
+    (and the official code) rounds it: float32 throughout, no fastmath.
+    """
     height, width, channels = current.shape
     count = 0
     for y in range(height):
         for x in range(width):
             for c in range(channels):
                 v = v_in[y, x, c]
-                if weight < 0.5:  # torch.lerp's two formulas, for bit-equal charging
-                    v = v + weight * (current[y, x, c] - v)
-                else:
-                    v = current[y, x, c] - (current[y, x, c] - v) * (np.float32(1.0) - weight)
+                v = v + (current[y, x, c] - v) / tau
                 if v >= threshold:
                     spikes[y, x, c] = 1.0
                     v = v - threshold
@@ -335,7 +337,7 @@ def _add_scaled(target: np.ndarray, source: np.ndarray, scale: np.float32) -> No
 
 @numba.njit(cache=True, nogil=True)
 def _run_layers(start, frame, frame_active, frame_values, v_in, v_out, spikes, actives, counts,
-                runs, biases, fused, columns, strides, limits, charge_weight, threshold,
+                runs, biases, fused, columns, strides, limits, tau, threshold,
                 out, readout, readout_decay) -> int:
     """
     Run the step's layers from ``start`` in one call (no Python between them, no GIL held).
@@ -345,8 +347,9 @@ def _run_layers(start, frame, frame_active, frame_values, v_in, v_out, spikes, a
     ``counts``), which later layers and skip connections read. The first call lists the frame's
     nonzero counts (``frame_active``, ``frame_values``, ``counts[FRAME_COUNT]``). ``runs`` holds
     each layer's weights as :func:`phase_runs` arranges them, ``fused`` and ``columns`` its
-    upsampled kernels (empty for layers without upsampling). A nonempty ``readout`` starts the
-    head at ``readout_decay * readout`` plus its bias instead of the bias. Returns the index of
+    upsampled kernels (empty for layers without upsampling). A nonempty ``readout`` adds
+    ``readout_decay * readout`` to the complete head output (``decay * H + delta``, as
+    :meth:`SpikingUNet.step` and the official code compute it). Returns the index of
     the first layer whose active inputs exceed ``limits[i]`` of its inputs, for the caller to
     run densely before calling again from the next layer, or -1 when the step is complete.
     """
@@ -388,8 +391,6 @@ def _run_layers(start, frame, frame_active, frame_values, v_in, v_out, spikes, a
         current = out if layer == HEAD_LAYER else np.empty(
             (out_h, out_w, biases[layer].size), dtype=np.float32)
         current[:, :] = biases[layer]
-        if layer == HEAD_LAYER and readout.size > 0:
-            _add_scaled(current, readout, readout_decay)
         if layer == FRAME_LAYER:
             _accumulate(current, frame_active, counts[FRAME_COUNT], channels, 0, frame_values,
                         False, runs[layer], fused[layer], columns[layer], stride, in_h, in_w)
@@ -402,11 +403,13 @@ def _run_layers(start, frame, frame_active, frame_values, v_in, v_out, spikes, a
                         True, runs[layer], fused[layer], columns[layer], stride, in_h, in_w)
             offset += source_channels
         if layer == HEAD_LAYER:
+            if readout.size > 0:
+                _add_scaled(current, readout, readout_decay)
             return -1
         if layer == RESIDUAL_LAYER:
             current += spikes[RESIDUAL_SOURCE]
         counts[layer] = _lif(current, v_in[layer], v_out[layer], spikes[layer], actives[layer],
-                             charge_weight, threshold)
+                             tau, threshold)
     return -1
 
 
@@ -619,7 +622,7 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
         self.config = snn.config
         self.tau = snn.tau
         self.v_threshold = snn.v_threshold
-        self.charge_weight = np.float32(1.0 / snn.tau)
+        self.tau_float32 = np.float32(snn.tau)
         self.layers = {name: _Layer(getattr(snn, name), upsampled=name.startswith('up'))
                        for name in SNN_LAYERS}
         self.layers['head'] = _Layer(snn.head)
@@ -739,8 +742,8 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
         """
         Run one event-driven step on ``frame [1, C, H, W]``; see :meth:`SpikingUNet.step`.
 
-        Returns the head output ``[1, J, H, W]`` (with ``readout``: plus ``readout_decay *
-        readout``, added as the head starts), the nine new membranes and the spike maps
+        Returns the head output ``[1, J, H, W]`` (with ``readout``: ``readout_decay * readout``
+        plus the head output), the nine new membranes and the spike maps
         (channels-last tensors sharing memory with the step's arrays) with their spike counts.
         """
         if len(membranes) != len(SNN_LAYERS):
@@ -778,7 +781,7 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
         while start >= 0:
             dense_layer = _run_layers(start, frame_hwc, frame_active, frame_values, v_in, v_out,
                                       spikes, actives, counts, runs, biases, fused, columns,
-                                      strides, limits, self.charge_weight, threshold, out,
+                                      strides, limits, self.tau_float32, threshold, out,
                                       readout_hwc, decay)
             if dense_layer < 0:
                 break
@@ -799,7 +802,7 @@ class SparseSpikingUNet(MembraneLayout, nn.Module):
                 current += spikes[RESIDUAL_SOURCE]
             counts[dense_layer] = _lif(current, v_in[dense_layer], v_out[dense_layer],
                                        spikes[dense_layer], actives[dense_layer],
-                                       self.charge_weight, threshold)
+                                       self.tau_float32, threshold)
             start = dense_layer + 1
         activity = StepActivity(SpikeMaps(dict(zip(SNN_LAYERS, spikes))),
                                 {name: count / s.size for name, count, s
