@@ -40,6 +40,10 @@ echo "setup: creating $VENV with $("$PY" --version)"
 . "$VENV/bin/activate"
 python -m pip install -q --upgrade "pip==25.3" "setuptools==80.9.0" wheel 2>&1 | { grep -v "is ignored: it is neither" || true; }
 python -m pip install -q -r requirements/venv.txt 2>&1 | { grep -v "is ignored: it is neither" || true; }
+# Test dependency of test/test_official_parity.py (the paper's official model code), the version
+# its requirements pin; --no-deps: the code it runs needs none of its dependencies (torchvision,
+# matplotlib, scipy, tqdm), and torchvision pins a torch of its own that could replace ours.
+python -m pip install -q --no-deps "spikingjelly==0.0.0.0.6" 2>&1 | { grep -v "is ignored: it is neither" || true; }
 
 # The wheels' exported CMake targets hard-code the manylinux build interpreter: point them at ours.
 PYV=$(python -c 'import sys; print("%d%d" % sys.version_info[:2])')
