@@ -425,12 +425,14 @@ MANIFEST_FIELDS = ('recording', 'split', 'take', 'performer', 'category', 'descr
 
 def generate_library(folder: str, out_dir: str, config: GenerateConfig,
                      library: LibraryConfig = LibraryConfig(), split: str | None = None,
-                     shard: tuple[int, int] = (0, 1), progress: bool = True) -> list[Recording]:
+                     shard: tuple[int, int] = (0, 1), max_recordings: int | None = None,
+                     progress: bool = True) -> list[Recording]:
     """
     Generate the synthetic dataset of a motion-capture library (see the module docstring).
 
     ``split`` ('train' or 'test') generates only that part, and ``shard = (k, n)`` only every
-    n-th of its recordings from the k-th (so n processes can share the work);
+    n-th of its recordings from the k-th (so n processes can share the work), and
+    ``max_recordings`` at most the first that many of those;
     ``recordings.csv`` in ``out_dir`` lists every planned recording either way.
     """
     if split not in (None, 'train', 'test'):
@@ -464,7 +466,7 @@ def generate_library(folder: str, out_dir: str, config: GenerateConfig,
         writer.writeheader()
         writer.writerows(rows)
     os.replace(f.name, manifest)
-    recordings = recordings[shard[0]::shard[1]]
+    recordings = recordings[shard[0]::shard[1]][:max_recordings]
     pool = multiprocessing.get_context('spawn').Pool(config.workers) \
         if config.workers > 1 else None
     try:

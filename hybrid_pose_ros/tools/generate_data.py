@@ -23,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
                         'recording (instead of MOCAP files)')
     parser.add_argument('--split', choices=('train', 'test'),
                         help='with --library: generate only this split')
+    parser.add_argument('--max-recordings', type=int,
+                        help='with --library: at most the first N recordings (of the shard)')
     parser.add_argument('--shard', default='0/1',
                         help='with --library: K/N generates every N-th recording from the K-th')
     parser.add_argument('--out', required=True, help='output folder')
@@ -73,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                             randomise=bool(args.library))
     if args.library:
         plan = generate_library(args.library, args.out, config, split=args.split, shard=shard,
+                                max_recordings=args.max_recordings,
                                 progress=not args.quiet)
     else:
         try:
