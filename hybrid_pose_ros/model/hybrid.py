@@ -122,17 +122,25 @@ WindowInit = Callable[[torch.Tensor], tuple[WindowState, torch.Tensor]]
 """A compiled replacement of :meth:`HybridPoseNet.init_window`'s ANN and initialisers."""
 
 DELTA_HEAD_INIT_SCALE = 1.0 / 2500.0
-"""Shrink of the delta head at initialisation (the official ``init_weights_div_last_layer``)."""
+"""
+Shrink of the SNN's delta head at initialisation: the package's choice, not the official recipe.
+
+The official ``init_weights_div_last_layer`` divides by 2500 only the ANN head (``conv3_cnn``,
+which the pretrained CNN then replaces); its line for the SNN head is commented out, so official
+training starts with an undivided Xavier SNN head (``docs/fidelity.md``).
+"""
 
 
 class HybridPoseNet(nn.Module):
     """
     ANN + state initialisers + spiking UNet with the delta-accumulator output.
 
-    The SNN's delta head starts with its Xavier weights divided by 2500, the factor the official
-    code applies to its last 32->13 conv: the initial deltas are then negligible, so an untrained
-    SNN leaves the decaying ANN heatmap (and its argmax) in place and training starts from the
-    "ANN held for the window" prediction instead of from noise.
+    The SNN's delta head starts with its Xavier weights divided by 2500
+    (:data:`DELTA_HEAD_INIT_SCALE`). This is the package's choice: the official code divides only
+    its ANN head by 2500 and starts the SNN head undivided. Here the initial deltas are
+    negligible, so an untrained SNN leaves the decaying ANN heatmap (and its argmax) in place and
+    training starts from the "ANN held for the window" prediction instead of from noise; whether
+    that trains better than the undivided head has not been measured.
 
     ``compiled_init``, when set (:func:`~hybrid_pose_ros.model.inference.prepare_for_inference`
     with ``ann_runtime='openvino'``), replaces the ANN and initialisers in :meth:`init_window`.
