@@ -50,7 +50,7 @@ def lif_charge(v: torch.Tensor, current: torch.Tensor, tau: float) -> torch.Tens
 
     Rounded as the official code rounds it (``(x - V) / tau``, then ``+ V``), so that float32
     runs are bitwise comparable with it; in place on the difference, which costs about what one
-    fused ``torch.lerp`` did (``docs/fidelity.md``).
+    fused ``torch.lerp`` did (``docs/architecture.md``).
     """
     return torch.sub(current, v).div_(tau).add_(v)
 
