@@ -43,8 +43,10 @@ VENDOR = Path(__file__).resolve().parents[2] / 'shared' / 'vendor' / 'hybrid_ann
 SPIKINGJELLY_VERSION = '0.0.0.0.6'
 """The version the official requirements pin (its ``clock_driven`` API)."""
 
-HYBRID_CONFIGS = {'paper': 'experiments_dhp19/hybrid_camview3/hybrid_cnn_snn_config.ini',
-                  'paper_200hz': 'experiments_dhp19/hybrid_camview3_200hz/hybrid_cnn_snn_config.ini'}
+HYBRID_CONFIGS = {
+    'paper': 'experiments_dhp19/hybrid_camview3/hybrid_cnn_snn_config.ini',
+    'paper_200hz': 'experiments_dhp19/hybrid_camview3_200hz/hybrid_cnn_snn_config.ini',
+}
 """The official configs of the hybrids the presets reproduce (DHP19 camera 3)."""
 
 PURE_SNN_CONFIG = 'configs/snn_config.ini'
@@ -67,7 +69,7 @@ the reference came (the closest here, for comparison, is in the ``-s`` report).
 """
 
 V_THRESHOLD = 1.0
-"""The firing threshold of both official configs (:func:`test_presets_hold_the_official_constants`)."""
+"""The firing threshold of the official configs (``test_presets_hold_the_official_constants``)."""
 
 OFFICIAL_STATES = ('v_in',) + tuple(f'v_{i}' for i in range(1, 9))
 """The official names of the nine initial membranes, in :data:`SNN_LAYERS` order."""
@@ -107,7 +109,7 @@ def _skip_reason() -> str | None:
 
 @pytest.fixture(scope='module')
 def official():
-    """The vendored modules (imported from the vendor folder, then forgotten again)."""
+    """Import the vendored modules (from the vendor folder, then forgotten again)."""
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
@@ -230,7 +232,7 @@ class Trace:
 
 
 def official_neurons(model: torch.nn.Module, names: tuple[str, ...]) -> list[torch.nn.Module]:
-    """The official LIF modules by name (their ``v`` and ``spike`` after each forward)."""
+    """Return the official LIF modules by name (their ``v`` and ``spike`` after each forward)."""
     modules = dict(model.named_modules())
     return [modules[name] for name in names]
 
@@ -352,7 +354,7 @@ def window_inputs(config: ModelConfig, dtype: torch.dtype) -> tuple[torch.Tensor
 
 @pytest.fixture(scope='module')
 def hybrid_pair(official):
-    """The official hybrid (seeded, eval mode) and the ``paper`` hybrid holding its weights."""
+    """Build the official hybrid (seeded, eval mode) and the ``paper`` hybrid with its weights."""
     settings = read_config(HYBRID_CONFIGS['paper'])
     torch.manual_seed(0)
     reference = official.Hybrid_CNN_SNN(settings)
@@ -369,7 +371,7 @@ def hybrid_pair(official):
 
 @pytest.fixture(scope='module')
 def pure_snn_pair(official):
-    """The official pure SNN (seeded, eval mode) and the ``paper`` pure SNN holding its weights."""
+    """Build the official pure SNN (seeded, eval mode) and the ``paper`` one with its weights."""
     torch.manual_seed(3)
     reference = official.EVSNN_LIF_final(read_config(PURE_SNN_CONFIG))
     reference.apply(official.init_weights)
@@ -382,7 +384,7 @@ def pure_snn_pair(official):
 
 @pytest.fixture(scope='module')
 def official_float32(official, hybrid_pair):
-    """The official hybrid's float32 window: the reference of the node's paths."""
+    """Run the official hybrid's float32 window: the reference of the node's paths."""
     reference, model = hybrid_pair
     ann_input, frames = window_inputs(model.config, torch.float32)
     return ann_input, frames, run_official_hybrid(official, reference, ann_input, frames)
@@ -463,4 +465,3 @@ def test_node_path_matches_official(hybrid_pair, official_float32, path, monkeyp
     model = NODE_PATHS[path](copy.deepcopy(hybrid_pair[1]))
     compare(f'hybrid float32, {path}', run_package(model, frames, ann_input, prepared=True),
             expected, NODE_PATH_TOLERANCE)
-
