@@ -68,9 +68,9 @@ def test_prepared_hybrid_with_packed_convs_matches_unpacked():
 
 
 def test_wrong_input_dtype_is_a_clear_error():
-    packed_conv = PackedConv2d(nn.Conv2d(4, 4, 3, padding=1).to(torch.bfloat16))
-    with pytest.raises(TypeError, match='bfloat16 weights, got a torch.float32 input'):
-        packed_conv(sample(4, 8))
+    packed_conv = PackedConv2d(nn.Conv2d(4, 4, 3, padding=1))
+    with pytest.raises(TypeError, match='float32 weights, got a torch.bfloat16 input'):
+        packed_conv(sample(4, 8).to(torch.bfloat16))
     with pytest.raises(ValueError, match='numeric zero padding'):
         PackedConv2d(nn.Conv2d(4, 4, 3, padding=1, padding_mode='reflect'))
 
@@ -80,7 +80,7 @@ def test_without_working_kernels_the_convs_stay_plain(monkeypatch):
         raise RuntimeError('no such kernel on this CPU')
 
     monkeypatch.setattr(PackedConv2d, 'forward', unsupported)
-    assert not packed._packed_conv_runs.__wrapped__()
+    assert not packed._packed_conv_runs.__wrapped__(torch.float32)
     monkeypatch.setattr(inference, 'packing_available', lambda device: False)
     model = HybridPoseNet(make_config('cpu', input_height=32, input_width=32)).eval()
     prepared = inference.prepare_for_inference(model)

@@ -16,22 +16,29 @@ import torch
 from torch import nn
 
 
-def packing_available(device: torch.device | str = 'cpu') -> bool:
-    """Whether :class:`PackedConv2d` runs on ``device`` (a CPU whose torch has oneDNN)."""
-    return torch.device(device).type == 'cpu' and _packed_conv_runs()
+def packing_available(device: torch.device | str = 'cpu',
+                      dtype: torch.dtype = torch.float32) -> bool:
+    """
+    Whether :class:`PackedConv2d` runs on ``device`` for ``dtype`` weights.
+
+    It needs a CPU whose torch has oneDNN, and for bfloat16 a CPU oneDNN can pack it for
+    (AVX512-BW/VL/DQ or AVX-NE-CONVERT); elsewhere those convs stay plain ``Conv2d``.
+    """
+    return torch.device(device).type == 'cpu' and _packed_conv_runs(dtype)
 
 
 @functools.cache
-def _packed_conv_runs() -> bool:
+def _packed_conv_runs(dtype: torch.dtype) -> bool:
     """Pack and run one small conv: the oneDNN ops are internal, so probe them once."""
     if not (torch.backends.mkldnn.is_available()
             and hasattr(torch.ops.mkldnn, '_convolution_pointwise')):
         return False
-    conv = nn.Conv2d(2, 2, 3, padding=1).requires_grad_(False)
-    x = torch.ones(1, 2, 4, 4)
+    conv = nn.Conv2d(2, 2, 3, padding=1, dtype=dtype).requires_grad_(False)
+    x = torch.ones(1, 2, 4, 4, dtype=dtype)
     try:
-        return bool(torch.allclose(PackedConv2d(conv, 0.1)(x),
-                                   torch.nn.functional.leaky_relu(conv(x), 0.1), atol=1e-5))
+        return bool(torch.allclose(PackedConv2d(conv, 0.1)(x).float(),
+                                   torch.nn.functional.leaky_relu(conv(x), 0.1).float(),
+                                   atol=1e-2 if dtype == torch.bfloat16 else 1e-5))
     except (RuntimeError, NotImplementedError):   # a build or CPU without these kernels
         return False
 
@@ -94,6 +101,8 @@ def pack_convolutions(module: nn.Module) -> nn.Module:
     """
     Replace every ``Conv2d`` under ``module`` by a :class:`PackedConv2d`, in place.
 
+    Convs whose weight dtype cannot be packed on this CPU (:func:`packing_available`) stay.
+
     A LeakyReLU that directly follows a conv in an ``nn.Sequential`` (``Identity`` modules, the
     folded BatchNorms, in between are skipped) is fused into it and replaced by ``Identity``.
     Returns ``module``.
@@ -101,7 +110,8 @@ def pack_convolutions(module: nn.Module) -> nn.Module:
     for parent in list(module.modules()):
         children = list(parent.named_children())
         for index, (name, child) in enumerate(children):
-            if not isinstance(child, nn.Conv2d):
+            if not (isinstance(child, nn.Conv2d)
+                    and packing_available('cpu', child.weight.dtype)):
                 continue
             slope = None
             if isinstance(parent, nn.Sequential):
