@@ -22,12 +22,15 @@ mkdir -p runs/previous
 for name in hybrid_cpu pure_snn_cpu; do
   [ -f "runs/previous/$name.pt" ] || git show "$PREVIOUS:weights/$name.pt" > "runs/previous/$name.pt"
 done
-echo "== generate: test split and every other training take, two processes"
+echo "== generate: the test split, and every other training take of the first classes and"
+echo "   every fourth of the rest (what two CPU cores render in about 45 minutes)"
 ( $PY -m hybrid_pose_ros.tools.generate_data "${GENERATE[@]}" --split test --shard 0/2 &&
-  $PY -m hybrid_pose_ros.tools.generate_data "${GENERATE[@]}" --split train --shard 0/4 ) &
+  $PY -m hybrid_pose_ros.tools.generate_data "${GENERATE[@]}" --split train --shard 0/8 ) &
 first=$!
 $PY -m hybrid_pose_ros.tools.generate_data "${GENERATE[@]}" --split test --shard 1/2
-$PY -m hybrid_pose_ros.tools.generate_data "${GENERATE[@]}" --split train --shard 2/4
+$PY -m hybrid_pose_ros.tools.generate_data "${GENERATE[@]}" --split train --shard 4/8
+$PY -m hybrid_pose_ros.tools.generate_data "${GENERATE[@]}" --split train --shard 2/4 \
+  --max-recordings 15
 wait "$first"
 echo "== train ($(( $(date +%s) - start )) s so far)"
 $PY -m hybrid_pose_ros.tools.train --config config/train_library_cpu.yaml --resume \
