@@ -220,6 +220,7 @@ def test_train_resume_evaluate_end_to_end(toy_data, tmp_path, capsys):
     sets = [f'data=[{toy_data}]', f'out_dir={out}', f'cache_dir={tmp_path / "cache"}',
             'model={input_height: 32, input_width: 32, ann_events: 500}', 'device=cpu',
             'cameras=[3]', 'progress=false', 'tensorboard=false', 'augment_flip=true',
+            'augment={scale: [0.8, 1.2], shift: 0.1, negative: 0.1}',
             'val_max_windows=8', 'num_threads=1', 'ann.lr=1e-3', 'ann.batch_size=8',
             'ann.max_batches=3',
             'hybrid.lr=1e-3', 'hybrid.batch_size=4', 'pure_snn.lr=1e-3',
@@ -259,9 +260,12 @@ def test_train_resume_evaluate_end_to_end(toy_data, tmp_path, capsys):
     assert 'a pure_snn checkpoint has no ANN initialisation' in capsys.readouterr().err
     # resume: one more pure-SNN epoch continues the log and the weights
     before = load_checkpoint(os.path.join(out, 'pure_snn.pt')).model.state_dict()
-    train(load_config('config/train_cpu.yaml', sets + ['pure_snn.epochs=3']), resume=True,
+    train(load_config('config/train_cpu.yaml', sets + ['pure_snn.epochs=3',
+                                                       'pure_snn.lr=2e-4']), resume=True,
           log=lambda _: None)
-    assert [r['epoch'] for r in _log(os.path.join(out, 'pure_snn_log.csv'))] == ['1', '2', '3']
+    rows = _log(os.path.join(out, 'pure_snn_log.csv'))
+    assert [r['epoch'] for r in rows] == ['1', '2', '3']
+    assert float(rows[-1]['lr']) == 2e-4 != float(rows[0]['lr'])   # the configured rate
     assert len(_log(os.path.join(out, 'ann_log.csv'))) == 3               # not retrained
     after = load_checkpoint(os.path.join(out, 'pure_snn.pt'))
     assert after.metadata['epochs'] == 3

@@ -21,7 +21,8 @@ Stages (``stages: all`` runs them in this order):
 Batches are cut on the device from uint8 tensors put there once. Larger batches than the
 paper's are fine; scaling the learning rate with them (linear, at most ~sqrt for Adam) is the
 user's choice through the config. Every epoch writes ``{stage}_state.pt`` (weights, optimiser,
-epoch; ``--resume`` continues from it: an epoch stopped by the deadline counts as done) and
+epoch; ``--resume`` continues from it with the configured learning rate, so a schedule can be
+changed between runs: an epoch stopped by the deadline counts as done) and
 the usable checkpoint ``{stage}.pt`` (:func:`save_checkpoint`), and appends a row to
 ``{stage}_log.csv`` (and TensorBoard when importable). Per-epoch validation runs on the test
 subjects, as the paper's (spec section 6.15). Shuffling, flips and the augmentation of
@@ -547,9 +548,11 @@ class Trainer:
             saved = torch.load(state_path, map_location=device, weights_only=True)
             model.load_state_dict(saved['model'])
             optimiser.load_state_dict(saved['optimiser'])
+            for group in optimiser.param_groups:   # the configured rate applies from here on
+                group['lr'] = float(settings['lr'])
             state.update(saved['progress'])
             self.log(f'{stage}: resumed after epoch {state["epoch"]} '
-                     f'({state["iterations"]} iterations)')
+                     f'({state["iterations"]} iterations), lr {settings["lr"]}')
         if state['epoch'] >= epochs:
             self.log(f'{stage}: already trained for {state["epoch"]} epochs')
             return state
