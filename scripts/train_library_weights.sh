@@ -33,8 +33,12 @@ $PY -m hybrid_pose_ros.tools.generate_data "${GENERATE[@]}" --split train --shar
   --max-recordings 15
 wait "$first"
 echo "== train ($(( $(date +%s) - start )) s so far)"
-$PY -m hybrid_pose_ros.tools.train --config config/train_library_cpu.yaml --resume \
-  --data "$DATA" --out-dir "$RUN" --set init_ann="$RUN/ann.pt"
+TRAIN=(--config config/train_library_cpu.yaml --resume --data "$DATA" --out-dir "$RUN"
+       --set init_ann="$RUN/ann.pt")
+# the ANN's first four epochs at lr 1e-4, the rest of every stage as configured
+$PY -m hybrid_pose_ros.tools.train "${TRAIN[@]}" --stage ann --set ann.epochs=4 \
+  --set ann.lr=1e-4 --set ann.max_minutes=15
+$PY -m hybrid_pose_ros.tools.train "${TRAIN[@]}"
 echo "== evaluate ($(( $(date +%s) - start )) s so far)"
 aedat=()
 [ -z "$NO_PERSON_AEDAT4" ] || aedat=(--no-person-aedat4 $NO_PERSON_AEDAT4)
