@@ -110,7 +110,8 @@ def _improved(state: dict[str, Any]) -> bool:
 
 
 FINE_TUNE_ADJUSTABLE = ('output_decay',)
-"""Model settings without parameters that a hybrid fine-tune (``init_hybrid``) may change."""
+"""Model settings without parameters that a fine-tune (``init_hybrid``, ``init_pure_snn``) may
+change."""
 
 
 def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
@@ -418,8 +419,8 @@ class Trainer:
                                           float(weights['state_weight']))
         model = PureSNN(config)
         if self.config['init_pure_snn']:   # continue training a pure SNN
-            model.load_state_dict(self._load_matching(self.config['init_pure_snn'],
-                                                      'pure_snn').state_dict())
+            model.load_state_dict(self._load_matching(
+                self.config['init_pure_snn'], 'pure_snn', FINE_TUNE_ADJUSTABLE).state_dict())
         return model, PureSnnObjective(model, self.sigma)
 
     def _trained_ann(self, path: str) -> nn.Module:
