@@ -25,6 +25,7 @@ import os
 import pathlib
 
 import h5py
+from hybrid_pose_ros.bundled import bundled_file
 import numpy as np
 import torch
 from torch import nn
@@ -80,17 +81,9 @@ class Dhp19Cnn(nn.Sequential):
 
 def default_dhp19_cnn_path() -> pathlib.Path:
     """Find the bundled weights: the installed share directory, else the source weights/."""
-    candidates = []
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        candidates.append(pathlib.Path(get_package_share_directory('hybrid_pose_ros')))
-    except (ImportError, LookupError, ValueError, OSError):
-        pass
-    candidates.append(pathlib.Path(__file__).resolve().parents[2])
-    for root in candidates:
-        path = root / WEIGHTS_FILE
-        if path.exists():
-            return path
+    path = bundled_file(WEIGHTS_FILE)
+    if path is not None:
+        return path
     raise FileNotFoundError(f'the bundled {WEIGHTS_FILE} is not installed')
 
 

@@ -75,6 +75,7 @@ import traceback
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseArray
+from hybrid_pose_ros.bundled import bundled_file
 from hybrid_pose_ros.estimator import (
     BinTask, check_ann_lead_bins, HybridEstimator, StreamingRunner)
 from hybrid_pose_ros.events.binning import EventBinner, screen_events
@@ -126,17 +127,9 @@ class StartupError(RuntimeError):
 
 def default_checkpoint() -> pathlib.Path:
     """Find the bundled weights: the installed share directory, else the source weights/."""
-    candidates = []
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        candidates.append(pathlib.Path(get_package_share_directory('hybrid_pose_ros')))
-    except (ImportError, LookupError, ValueError, OSError):
-        pass
-    candidates.append(pathlib.Path(__file__).resolve().parents[2])
-    for root in candidates:
-        path = root / 'weights' / DEFAULT_CHECKPOINT
-        if path.exists():
-            return path
+    path = bundled_file(f'weights/{DEFAULT_CHECKPOINT}')
+    if path is not None:
+        return path
     raise StartupError(f'no checkpoint given and the bundled weights/{DEFAULT_CHECKPOINT} is '
                        'not installed; set the checkpoint parameter')
 
