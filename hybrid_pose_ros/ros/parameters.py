@@ -76,9 +76,9 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   'proportional to the spikes, CPU) or dense (torch convs). Same results; on a '
                   'CUDA device the dense path is used.', _one_of(SNN_BACKENDS)),
     ParameterSpec('ann_precision', 'auto', 'ANN arithmetic: float32, bfloat16 (about 1.5x '
-                  'faster on CPUs with bfloat16 instructions, poses within about 0.01 px on '
-                  'the test split), int8 (OpenVINO only, calibrated on the inputs the '
-                  'checkpoint stores; 1.3-1.7x faster than bfloat16, test split within 0.1 px) or '
+                  'faster on CPUs with bfloat16 instructions, poses within about 0.01 px), int8 '
+                  '(OpenVINO only, calibrated on the inputs the checkpoint stores; 1.3-1.7x '
+                  "faster than bfloat16, within 0.1 px; both measured with 0.1.0's weights) or "
                   'auto (int8 where OpenVINO, NNCF and a calibrated checkpoint are there, else '
                   'bfloat16 where the CPU has it natively, else float32).',
                   _one_of(ANN_PRECISIONS)),
@@ -114,7 +114,7 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   'events end: 0 is the paper (the events up to the window start); 1 lets the '
                   'ANN run while the bin before the window arrives, so that the first poses of '
                   'a window need not wait for it when one message completes them (drivers that '
-                  'send 20-40 ms messages), for +0.03 px on the test split. At most the steps '
+                  "send 20-40 ms messages), for +0.03 px (0.1.0's weights). At most the steps "
                   'per window - 1.', _at_least(0)),
     ParameterSpec('max_pending_bins', 50, 'Completed bins allowed to wait for the SNN; beyond '
                   'this the oldest whole window is dropped and counted.', _at_least(1)),
