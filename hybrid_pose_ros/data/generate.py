@@ -277,6 +277,21 @@ def user_landmarks(path: str, mapping: UserMapping = UserMapping()) -> MotionCli
     return MotionClip(clip.name, clip.fps, LANDMARK_NAMES, lm)
 
 
+def generate_recordings(recordings: list[Recording], tracks: list[MotionClip], out_dir: str,
+                        config: GenerateConfig, cameras: dict[int, Camera],
+                        progress: bool = True) -> None:
+    """Write every recording (``tracks[rec.clip]`` drives it), segments on ``config.workers``."""
+    pool = multiprocessing.get_context('spawn').Pool(config.workers) \
+        if config.workers > 1 else None
+    try:
+        for rec in tqdm(recordings, desc='recordings', disable=not progress):
+            generate_recording(tracks[rec.clip], rec, out_dir, config, cameras, progress, pool)
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+
+
 def scene_track(clip: MotionClip) -> MotionClip:
     """Return a clip of landmarks placed in the room (:func:`place_in_scene`)."""
     return MotionClip(clip.name, clip.fps, clip.joint_names, place_in_scene(clip.positions))
@@ -303,15 +318,7 @@ def generate_dataset(paths: list[str], out_dir: str, config: GenerateConfig = Ge
     os.makedirs(out_dir, exist_ok=True)
     cameras = dhp19_rig()
     write_rig(out_dir, cameras)
-    pool = multiprocessing.get_context('spawn').Pool(config.workers) \
-        if config.workers > 1 else None
-    try:
-        for rec in tqdm(plan, desc='recordings', disable=not progress):
-            generate_recording(tracks[rec.clip], rec, out_dir, config, cameras, progress, pool)
-    finally:
-        if pool is not None:
-            pool.close()
-            pool.join()
+    generate_recordings(plan, tracks, out_dir, config, cameras, progress)
     return plan
 
 
@@ -401,7 +408,7 @@ def plan_library(takes: list[Take]) -> list[tuple[str, Take]]:
 
     Training performers are numbered in order of first appearance and folded onto subjects
     1-12; the test set is HDM05 ``tr`` (13), CMU subject 13 (14) and the salsa take 14 pair (15).
-    Movements count up per subject and session 1.
+    Movements count up per subject, all in DHP19's first recording block (``_session1_``).
     """
     test_subject = {'HDM05 actor tr': 13, 'CMU 13': 14}
     performers: dict[str, int] = {}
@@ -418,7 +425,7 @@ def plan_library(takes: list[Take]) -> list[tuple[str, Take]]:
     return plan
 
 
-MANIFEST_FIELDS = ('recording', 'split', 'take', 'performer', 'category', 'description',
+MANIFEST_FIELDS = ('recording', 'split', 'take', 'performer', 'description',
                    'seconds', 'height_m', 'yaw_deg', 'offset_x_m', 'offset_y_m',
                    'repaired_frames')
 
@@ -451,8 +458,8 @@ def generate_library(folder: str, out_dir: str, config: GenerateConfig,
                            place_in_capture_volume(clip.positions, clip.fps, placement, library))
         rec = Recording(name, len(tracks), 0.0, _clip_end(track, config))
         rows.append({'recording': name, 'split': dhp19.split_of(name), 'take': take.name,
-                     'performer': take.performer, 'category': take.category,
-                     'description': take.description, 'seconds': f'{rec.end_s:.3f}',
+                     'performer': take.performer, 'description': take.description,
+                     'seconds': f'{rec.end_s:.3f}',
                      'height_m': f'{placement.height_m:.3f}',
                      'yaw_deg': f'{placement.yaw_deg:.1f}',
                      'offset_x_m': f'{placement.offset_m[0]:.3f}',
@@ -467,13 +474,5 @@ def generate_library(folder: str, out_dir: str, config: GenerateConfig,
         writer.writerows(rows)
     os.replace(f.name, manifest)
     recordings = recordings[shard[0]::shard[1]][:max_recordings]
-    pool = multiprocessing.get_context('spawn').Pool(config.workers) \
-        if config.workers > 1 else None
-    try:
-        for rec in tqdm(recordings, desc='recordings', disable=not progress):
-            generate_recording(tracks[rec.clip], rec, out_dir, config, cameras, progress, pool)
-    finally:
-        if pool is not None:
-            pool.close()
-            pool.join()
+    generate_recordings(recordings, tracks, out_dir, config, cameras, progress)
     return recordings
