@@ -15,10 +15,21 @@ pytestmark = pytest.mark.ros
 rclpy = pytest.importorskip('rclpy')
 
 
-def start_node(env, checkpoint, *params):
-    return start_process(ros_command(
-        'hybrid_pose_ros.ros.node', f'checkpoint:={checkpoint}', 'events_topic:=/test/events',
-        'qos_reliability:=reliable', 'threads:=1', *params), env)
+RCLPY_WITHOUT_MESSAGE_INFO = """
+from hybrid_pose_ros.ros import compat
+compat.MESSAGE_INFO_IN_CALLBACKS = False   # as Humble's rclpy: callbacks get the message only
+from hybrid_pose_ros.ros.node import main
+main()
+"""
+
+
+def start_node(env, checkpoint, *params, program=None):
+    args = ros_command('hybrid_pose_ros.ros.node', f'checkpoint:={checkpoint}',
+                       'events_topic:=/test/events', 'qos_reliability:=reliable', 'threads:=1',
+                       *params)
+    if program is not None:
+        args[1:3] = program
+    return start_process(args, env)
 
 
 class Collector(SpinningNode):
@@ -125,6 +136,42 @@ def test_event_packet_input_and_missing_joints_are_nan(tmp_path, rclpy_context, 
         node.wait(10)
         collector.close()
     assert all(math.isnan(p.position.x) for p in collector.poses[0].poses)
+
+
+def test_without_message_info_as_on_humble_the_poses_are_the_same(tmp_path, rclpy_context,
+                                                                  ros_env):
+    from diagnostic_msgs.msg import DiagnosticArray
+    from dvs_msgs.msg import EventArray
+    checkpoint = tmp_path / 'model.pt'
+    small_checkpoint(checkpoint, ann_events=2000)
+    events = moving_blob_events(duration_us=250_000)
+    reference = offline_reference(checkpoint, events)
+    node = start_node(ros_env, checkpoint, 'input_type:=dvs', 'min_confidence:=0.0',
+                      'diagnostics_period:=0.2', program=('-c', RCLPY_WITHOUT_MESSAGE_INFO))
+    collector = Collector(rclpy_context, EventArray)
+    statuses = []
+    collector.node.create_subscription(DiagnosticArray, '/diagnostics', statuses.append, 10)
+    try:
+        assert collector.spin_until(lambda: collector.publisher.get_subscription_count() > 0,
+                                    30.0, node), 'node did not subscribe'
+        collector.spin_until(lambda: False, 1.0, node)
+        for message in split_messages(events, 10_000):
+            collector.publisher.publish(encode_event_array(
+                int(message['t'][-1]) * 1000, 'cam', 260, 346, message))
+        assert collector.spin_until(lambda: len(collector.poses) >= len(reference), 60.0, node)
+        count = len(statuses)
+        assert collector.spin_until(lambda: len(statuses) > count, 5.0, node)
+    finally:
+        node.terminate()
+        output, _ = node.communicate(timeout=10)
+        collector.close()
+    assert [stamp_us(m.header) for m in collector.poses] == [p.end_us for p in reference]
+    for msg, expected in zip(collector.poses, reference):
+        np.testing.assert_allclose(pose_xy(msg), expected.xy, atol=1e-6)
+    values = {v.key: v.value for v in statuses[-1].status[0].values}
+    assert (values['messages_lost_counted'], values['messages_lost']) == ('false', '0')
+    assert values['messages'] == str(len(split_messages(events, 10_000)))
+    assert 'Traceback' not in output
 
 
 def test_invalid_parameter_stops_the_node_with_one_message(tmp_path, ros_env):

@@ -27,7 +27,8 @@ WARN while a drop counter grew since the previous status and ERROR while an erro
   EventPacket encoding the node cannot decode, a zero-size message) are dropped whole:
   ``decode_errors``, and ``last_error`` holds the decoder's reason. Messages lost before the
   node saw them (DDS queue overflow, best-effort loss) show as gaps in the publisher's sequence
-  numbers from the rmw message info: ``messages_lost``.
+  numbers from the rmw message info: ``messages_lost`` (Jazzy and later; Humble's rclpy passes
+  no message info, so there ``messages_lost_counted`` is false and nothing is counted).
 * Sensor size: ``sensor_width``/``sensor_height`` fix it, and a message reporting another
   nonzero size is dropped (``size_dropped``). With 0 the first message's size is used; another
   size is adopted (window restart, ``sensor_changes``) only once SIZE_CONFIRM_MESSAGES
@@ -87,6 +88,7 @@ from hybrid_pose_ros.model.inference import (
     warm_up)
 from hybrid_pose_ros.model.openvino_init import OpenVinoWindowInit, PendingWindowInit
 from hybrid_pose_ros.ros import codecs
+from hybrid_pose_ros.ros.compat import message_callback, MESSAGE_INFO_IN_CALLBACKS, MessageInfo
 from hybrid_pose_ros.ros.counters import DROP_COUNTERS, ERROR_COUNTERS
 from hybrid_pose_ros.ros.outputs import (
     EventTimeDecimator, ImagePlane, pose_array_cdr, skeleton_markers, stamp_from_us,
@@ -103,7 +105,6 @@ from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.impl.rcutils_logger import RcutilsLogger
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 import torch
@@ -282,7 +283,8 @@ class HybridPoseNode(Node):
                                    'mono or auto')
             self.decode = codecs.PacketDecoder(use_event_camera_py=encoding != 'mono')
         self.events_topic = self.params['events_topic']
-        self.create_subscription(message_type, self.events_topic, self._on_events, qos, raw=True,
+        self.create_subscription(message_type, self.events_topic,
+                                 message_callback(self._on_events), qos, raw=True,
                                  callback_group=MutuallyExclusiveCallbackGroup())
         self.pose_pub = self.create_publisher(PoseArray, '~/pose', 10)
         self.marker_pub = self.create_publisher(MarkerArray, '~/skeleton', 10)
@@ -330,7 +332,7 @@ class HybridPoseNode(Node):
             self.last_logged[counter] = now
             self.get_logger().warning(message)
 
-    def _on_events(self, data: bytes, info: MessageInfo) -> None:
+    def _on_events(self, data: bytes, info: MessageInfo | None) -> None:
         received = time.monotonic()
         self.last_input = received
         self._count_lost(info)
@@ -343,8 +345,10 @@ class HybridPoseNode(Node):
         self._step_queued_bins()
         self._start_deferred_anns()
 
-    def _count_lost(self, info: MessageInfo) -> None:
-        """Count gaps in each publisher's sequence numbers (where the rmw provides them)."""
+    def _count_lost(self, info: MessageInfo | None) -> None:
+        """Count gaps in each publisher's sequence numbers (where rclpy and the rmw give them)."""
+        if info is None:
+            return
         gid, sequence = info.get('publisher_gid'), info.get('publication_sequence_number')
         if not gid or not sequence:
             return
@@ -605,6 +609,7 @@ class HybridPoseNode(Node):
         values['seconds_since_input'] = ('' if self.last_input is None
                                          else f'{now - self.last_input:.1f}')
         values['queued_bins'] = str(len(self.queue))
+        values['messages_lost_counted'] = str(MESSAGE_INFO_IN_CALLBACKS).lower()
         if self.latencies_ms:
             lat = np.array(self.latencies_ms)
             values['latency_p50_ms'] = f'{np.percentile(lat, 50):.2f}'

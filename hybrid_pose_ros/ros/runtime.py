@@ -1,8 +1,9 @@
 """Run a node until shutdown: the spin loop both nodes share."""
 import gc
 
+from hybrid_pose_ros.ros.compat import ExternalShutdownException
 import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
 
