@@ -18,7 +18,8 @@ Subcommands:
     the ``aedat`` package: the events of the file's first event stream on ``--topic`` (default
     ``/events``; ``/dvs/events`` is the ROS 1 DAVIS driver's name), one message per
     ``--message-ms`` of event time that holds events (default 33.3, the ROS 1 driver's 30 Hz),
-    with the stream's sensor size and frame_id ``dvs_optical_frame``. AEDAT4 timestamps are
+    with the stream's sensor size and frame_id ``dvs_optical_frame``, as the message type the
+    node reads by default (``--encoding``: ``packet``, EventPacket mono). AEDAT4 timestamps are
     microseconds since the Unix epoch and are kept as they are (event times and stamps are the
     recording's wall-clock time); each message is stamped with the end of its time slice.
     Frames, IMU and triggers are not converted.
@@ -37,7 +38,8 @@ import sys
 from hybrid_pose_ros.events import aedat4
 from hybrid_pose_ros.events.sensor import DHP19_HEIGHT, DHP19_WIDTH
 from hybrid_pose_ros.ros import codecs
-from hybrid_pose_ros.ros.interfaces import EVENT_ARRAY, EVENT_PACKET, event_typestore
+from hybrid_pose_ros.ros.interfaces import (
+    DEFAULT_INPUT_TYPE, EVENT_ARRAY, EVENT_PACKET, event_typestore)
 from hybrid_pose_ros.skeleton import JOINT_NAMES
 import numpy as np
 from rosbags.highlevel import AnyReader
@@ -47,6 +49,8 @@ import yaml
 
 DEFAULT_T0_S = 1_700_000_000
 DVS_FRAME_ID = 'dvs_optical_frame'
+ENCODING_OF_INPUT_TYPE = {'event_packet': 'packet', 'dvs': 'dvs'}
+"""The ``--encoding`` that writes the messages of each node ``input_type``."""
 POSE_ARRAY = 'geometry_msgs/msg/PoseArray'
 
 
@@ -181,8 +185,9 @@ def read_aedat4_events(path: str) -> tuple[np.ndarray, int, int]:
         sys.exit(f'hybrid_pose_convert: {error}')
 
 
-def aedat4_to_bag(path: str, out: str, encoding: str = 'dvs', message_ms: float = 33.3,
-                  topic: str = '/events') -> dict[str, int]:
+def aedat4_to_bag(path: str, out: str,
+                  encoding: str = ENCODING_OF_INPUT_TYPE[DEFAULT_INPUT_TYPE],
+                  message_ms: float = 33.3, topic: str = '/events') -> dict[str, int]:
     """Write the events of an AEDAT4 recording as a bag; return the message count per topic."""
     events, width, height = read_aedat4_events(path)
     typestore = event_typestore()
@@ -225,7 +230,10 @@ def main(argv: list[str] | None = None) -> None:
     a = sub.add_parser('aedat4', help='AEDAT4 recording (iniVation DV) to an MCAP bag')
     a.add_argument('file')
     a.add_argument('out')
-    a.add_argument('--encoding', choices=('dvs', 'packet'), default='dvs')
+    a.add_argument('--encoding', choices=('dvs', 'packet'),
+                   default=ENCODING_OF_INPUT_TYPE[DEFAULT_INPUT_TYPE],
+                   help="message type: packet (EventPacket mono, the node's default "
+                   'input_type) or dvs (EventArray)')
     a.add_argument('--message-ms', type=float, default=33.3,
                    help='event time per message (mono packets: below 4294)')
     a.add_argument('--topic', default='/events', help='event topic (e.g. /dvs/events)')

@@ -13,6 +13,10 @@ MSG_DIR = pathlib.Path(__file__).resolve().parent / 'msg'
 EVENT_ARRAY = 'dvs_msgs/msg/EventArray'
 EVENT_PACKET = 'event_camera_msgs/msg/EventPacket'
 EVENT_MESSAGE_TYPES = ('dvs_msgs/msg/Event', EVENT_ARRAY, EVENT_PACKET)
+INPUT_TYPE_MESSAGES = {'event_packet': EVENT_PACKET, 'dvs': EVENT_ARRAY}
+"""The node's ``input_type`` values and the message type each subscribes to."""
+DEFAULT_INPUT_TYPE = 'event_packet'
+"""The node's default ``input_type``; ``hybrid_pose_convert aedat4`` writes it by default."""
 
 
 def message_definition(type_name: str) -> str:

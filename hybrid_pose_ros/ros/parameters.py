@@ -11,8 +11,9 @@ from typing import Any, Callable
 from hybrid_pose_ros.model.decode import DEFAULT_MIN_CONFIDENCE
 from hybrid_pose_ros.model.inference import ANN_PRECISIONS, ANN_RUNTIMES, SNN_BACKENDS
 from hybrid_pose_ros.ros.codecs import EVENT_CAMERA_PY_ENCODINGS, SUPPORTED_ENCODINGS
+from hybrid_pose_ros.ros.interfaces import DEFAULT_INPUT_TYPE, INPUT_TYPE_MESSAGES
 
-INPUT_TYPES = ('event_packet', 'dvs')
+INPUT_TYPES = tuple(INPUT_TYPE_MESSAGES)
 PACKET_ENCODINGS = SUPPORTED_ENCODINGS + EVENT_CAMERA_PY_ENCODINGS + ('auto',)
 RELIABILITIES = ('best_effort', 'reliable')
 MAX_SENSOR_SIZE = 8192
@@ -87,7 +88,7 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   'test-split MPJPE), torch, or auto (openvino on a CPU where it is installed, '
                   'else torch).',
                   _one_of(ANN_RUNTIMES)),
-    ParameterSpec('input_type', 'event_packet', 'Input message type: event_packet '
+    ParameterSpec('input_type', DEFAULT_INPUT_TYPE, 'Input message type: event_packet '
                   '(event_camera_msgs/EventPacket) or dvs (dvs_msgs/EventArray).',
                   _one_of(INPUT_TYPES)),
     ParameterSpec('packet_encoding', 'mono', 'EventPacket payload encoding: mono (numpy), or '
