@@ -5,7 +5,7 @@ VENV := $(CURDIR)/.venv
 PYTHON := $(VENV)/bin/python
 ROS_ENV := ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_DOMAIN_ID=$$(( RANDOM % 100 + 1 ))
 
-.PHONY: setup test lint demo bench clean
+.PHONY: setup test lint demo bench mutate clean
 
 setup:
 	@bash scripts/setup_env.sh
@@ -21,6 +21,11 @@ demo: setup
 
 bench: setup
 	$(ROS_ENV) $(PYTHON) -m hybrid_pose_ros.tools.bench --json bench_output/bench.json
+
+# Mutation testing of the core (docs/mutation.md): hours on two cores, resumable; not in `test`.
+# MODULES='hybrid_pose_ros/ros/parameters.py' limits it; MUTATE_RERUN=survived re-runs survivors.
+mutate: setup
+	$(ROS_ENV) bash scripts/mutate.sh $(MODULES)
 
 clean:
 	rm -rf $(VENV) build demo_output bench_output

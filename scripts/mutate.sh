@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Mutation testing of the core with mutmut (docs/mutation.md). Not part of `make test`.
+#
+#   scripts/mutate.sh [MODULE ...]   modules as paths or globs, e.g. hybrid_pose_ros/geometry/*
+#                                    (default: the whole core, CORE below)
+#   MUTATE_RERUN=survived scripts/mutate.sh [MODULE ...]
+#                                    re-runs the surviving mutants of those modules only
+#                                    (after adding tests; a plain run keeps earlier verdicts)
+#   MUTATE_DIR (default build/mutate), MUTATE_JOBS (default 2): work folder and workers.
+#
+# mutmut writes mutated files, so it runs on a copy of the working tree under MUTATE_DIR, never
+# on the checkout. The copy keeps mutmut's results (mutants/): an interrupted run resumes where
+# it stopped, and a source file that changed gets new mutants (only those are run again).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+MUTMUT_VERSION=3.8.1
+PY=$ROOT/.venv/bin/python
+WORK=${MUTATE_DIR:-$ROOT/build/mutate}
+JOBS=${MUTATE_JOBS:-2}
+TOOLS=$WORK/tools
+TREE=$WORK/tree
+CORE=(
+  'hybrid_pose_ros/events/*'
+  hybrid_pose_ros/model/lif.py
+  hybrid_pose_ros/model/decode.py
+  hybrid_pose_ros/model/sparse.py
+  hybrid_pose_ros/model/hybrid.py
+  hybrid_pose_ros/model/inference.py
+  hybrid_pose_ros/estimator.py
+  'hybrid_pose_ros/geometry/*'
+  hybrid_pose_ros/ros/codecs.py
+  hybrid_pose_ros/ros/parameters.py
+)
+modules=("$@")
+[ ${#modules[@]} -gt 0 ] || modules=("${CORE[@]}")
+
+# mutmut and its dependencies live in a folder of their own, after the venv on sys.path: the
+# venv's packages (pytest and its plugins) win, and make setup / make test never see mutmut.
+if ! "$PY" - "$TOOLS" "$MUTMUT_VERSION" <<'EOF' 2>/dev/null; then
+import importlib.metadata, sys
+sys.path.append(sys.argv[1])
+found = {d.metadata['Name']: d.version for d in importlib.metadata.distributions(path=[sys.argv[1]])}
+sys.exit(found.get('mutmut') != sys.argv[2])
+EOF
+  echo "mutate: installing mutmut==$MUTMUT_VERSION into $TOOLS"
+  rm -rf "$TOOLS"
+  nice -n 10 "$PY" -m pip install -q --target "$TOOLS" "mutmut==$MUTMUT_VERSION" 2>&1 \
+    | { grep -v "is ignored: it is neither\|dependency resolver\|requires torchvision" || true; }
+fi
+
+# The copy: tracked and new files of the working tree. Only files whose content changed are
+# rewritten (no -t), so unchanged sources keep their time and mutmut keeps their mutants.
+mkdir -p "$TREE"
+git ls-files -z --cached --others --exclude-standard \
+  | rsync -rlc --from0 --files-from=- ./ "$TREE/"
+{
+  cat setup.cfg
+  echo
+  cat scripts/mutmut.cfg
+  echo 'only_mutate ='
+  printf '    %s\n' "${modules[@]}"
+} > "$TREE/setup.cfg"
+
+names=()
+if [ "${MUTATE_RERUN:-}" = survived ]; then
+  mapfile -t names < <(cd "$TREE" && "$PY" "$ROOT/scripts/mutation_report.py" --survivors)
+  [ ${#names[@]} -gt 0 ] || { echo "mutate: no survivors to re-run"; exit 0; }
+fi
+
+cd "$TREE"
+export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
+export ROS_DOMAIN_ID=${ROS_DOMAIN_ID:-$(( RANDOM % 70 + 21 ))}
+nice -n 10 "$PY" - "$TOOLS" run --max-children "$JOBS" "${names[@]}" <<'EOF' || true
+import sys
+sys.path.append(sys.argv.pop(1))
+sys.argv[0] = 'mutmut'
+from mutmut.__main__ import cli
+cli()
+EOF
+"$PY" "$ROOT/scripts/mutation_report.py"
