@@ -11,6 +11,10 @@ Subcommands:
     node's pixel convention, NaN where the joint leaves the sensor), plus ``/pose_gt_3d`` (metres,
     world frame ``world``) and the projection matrices as ``/cam{k}/camera_info``-free YAML in
     the bag folder (``cameras.yaml``).
+``dhp19-raw``
+    The DHP19 release as downloaded (``DVS_movies/`` AEDAT 2.0 and ``Vicon_data/`` .mat) to the
+    DHP19-format h5 files that ``dhp19`` and training read, aligned and filtered as DHP19's
+    MATLAB code does it; resumable (:mod:`hybrid_pose_ros.data.dhp19_raw`, docs/dhp19.md).
 ``to-packet`` / ``to-array``
     Re-encode the ``dvs_msgs/EventArray`` topics of a bag as ``EventPacket`` (mono) or back.
 ``aedat4``
@@ -35,6 +39,7 @@ import argparse
 import pathlib
 import sys
 
+from hybrid_pose_ros.data import dhp19_raw
 from hybrid_pose_ros.events import aedat4
 from hybrid_pose_ros.events.sensor import DHP19_HEIGHT, DHP19_WIDTH
 from hybrid_pose_ros.ros import codecs
@@ -223,6 +228,8 @@ def main(argv: list[str] | None = None) -> None:
     d.add_argument('--message-ms', type=float, default=10.0)
     d.add_argument('--t0', type=int, default=DEFAULT_T0_S, help='ROS time of t=0, seconds')
     d.add_argument('--max-seconds', type=float, help="keep only the recording's first seconds")
+    dhp19_raw.add_convert_arguments(sub.add_parser(
+        'dhp19-raw', help='raw DHP19 release (AEDAT 2.0 + Vicon) to DHP19-format h5 files'))
     for name in ('to-packet', 'to-array'):
         p = sub.add_parser(name, help=f're-encode event topics ({name})')
         p.add_argument('src')
@@ -241,6 +248,8 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument('src')
     r.add_argument('dst')
     args = parser.parse_args(argv)
+    if args.command == 'dhp19-raw':
+        sys.exit(dhp19_raw.convert_command(args))
     target = getattr(args, 'out', None) or getattr(args, 'dst', None)
     if pathlib.Path(target).exists():
         sys.exit(f'hybrid_pose_convert: {target} exists; remove it first')
