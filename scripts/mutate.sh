@@ -8,9 +8,10 @@
 #                                    (after adding tests; a plain run keeps earlier verdicts)
 #   MUTATE_DIR (default build/mutate), MUTATE_JOBS (default 2): work folder and workers.
 #
-# mutmut writes mutated files, so it runs on a copy of the working tree under MUTATE_DIR, never
-# on the checkout. The copy keeps mutmut's results (mutants/): an interrupted run resumes where
-# it stopped, and a source file that changed gets new mutants (only those are run again).
+# mutmut writes mutated files, so it runs on a copy of the commit HEAD under MUTATE_DIR, never
+# on the checkout: commit the tests first. The copy keeps mutmut's results (mutants/): an
+# interrupted run resumes where it stopped, and a source file that changed gets new mutants
+# (only those are run again).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -49,22 +50,26 @@ EOF
     | { grep -v "is ignored: it is neither\|dependency resolver\|requires torchvision" || true; }
 fi
 
-# The copy: tracked and new files of the working tree. Only files whose content changed are
-# rewritten (no -t), so unchanged sources keep their time and mutmut keeps their mutants.
-mkdir -p "$TREE"
-git ls-files -z --cached --others --exclude-standard \
-  | rsync -rlc --from0 --files-from=- ./ "$TREE/"
+# The copy: the files of the commit HEAD (what others edit meanwhile in the working tree is
+# left out). Only files whose content changed are rewritten (no -t), so unchanged sources keep
+# their time and mutmut keeps their mutants and verdicts.
+rm -rf "$WORK/head"
+mkdir -p "$WORK/head" "$TREE"
+git archive HEAD | tar -x -C "$WORK/head"
+rsync -rlc --delete --exclude=/mutants "$WORK/head/" "$TREE/"
+rm -rf "$WORK/head"
 {
-  cat setup.cfg
+  cat "$TREE/setup.cfg"
   echo
-  cat scripts/mutmut.cfg
+  cat "$TREE/scripts/mutmut.cfg"
   echo 'only_mutate ='
   printf '    %s\n' "${modules[@]}"
-} > "$TREE/setup.cfg"
+} > "$WORK/setup.cfg"
+mv "$WORK/setup.cfg" "$TREE/setup.cfg"
 
 names=()
 if [ "${MUTATE_RERUN:-}" = survived ]; then
-  mapfile -t names < <(cd "$TREE" && "$PY" "$ROOT/scripts/mutation_report.py" --survivors)
+  mapfile -t names < <(cd "$TREE" && "$PY" "$TREE/scripts/mutation_report.py" --survivors)
   [ ${#names[@]} -gt 0 ] || { echo "mutate: no survivors to re-run"; exit 0; }
 fi
 
@@ -78,4 +83,4 @@ sys.argv[0] = 'mutmut'
 from mutmut.__main__ import cli
 cli()
 EOF
-"$PY" "$ROOT/scripts/mutation_report.py"
+"$PY" "$TREE/scripts/mutation_report.py"
