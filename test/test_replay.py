@@ -1,5 +1,8 @@
 # Copyright 2026 hybrid_pose_ros maintainers. MIT License.
 """hybrid_pose_replay publishes a bag's raw messages over DDS; duration and waiting work."""
+import subprocess
+import sys
+
 from helpers import REPO_ROOT
 from helpers.processes import replay_and_receive
 import pytest
@@ -18,3 +21,16 @@ def test_replay_a_slice_fast_to_a_waiting_subscriber(rclpy_context, ros_env):
     assert 'published' in output, output
     assert len(received) in (15, 16), f'{len(received)} messages received\n{output}'
     assert all(bytes(m[:4]) == b'\x00\x01\x00\x00' for m in received)
+
+
+@pytest.mark.skipif(not BAG.exists(), reason='sample bag not present')
+def test_waiting_in_vain_plays_nothing_and_fails(ros_env):
+    # nobody subscribes in this test's domain; ROS arguments are accepted as under ros2 run
+    result = subprocess.run(
+        [sys.executable, '-m', 'hybrid_pose_ros.ros.replay', str(BAG), '--topics',
+         '/cam3/events', '--wait-for-subscribers', '0.5', '--ros-args', '-r',
+         '__node:=waiting_replay'], env=ros_env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result
+    assert '/cam3/events still had fewer than 1 subscriber(s); nothing was played' in (
+        result.stderr), result.stderr
+    assert 'published' not in result.stdout

@@ -4,7 +4,9 @@ Replay ROS 2 bags (MCAP or sqlite3) and ROS 1 bags through rclpy without rosbag2
 This is ``hybrid_pose_replay``. Messages are read with rosbags and published as their raw CDR
 bytes (no per-event Python objects), scheduled by their bag timestamps times a rate factor, or
 as fast as possible with reliable, keep-all delivery so nothing is lost. With ``--clock`` the
-bag time is published on ``/clock`` (for nodes with ``use_sim_time``).
+bag time is published on ``/clock`` (for nodes with ``use_sim_time``). With
+``--wait-for-subscribers SECONDS`` nothing is played, and the exit status is 1, when a topic
+still lacks its subscribers after that long.
 
 ROS 1 bags hold ROS 1 serialisation; each message is converted to CDR on the fly for the ROS 2
 type of the same name, with the converter ``rosbags-convert`` (and ``hybrid_pose_convert ros1``)
@@ -60,14 +62,16 @@ def replay(node: 'Node', bag: str, topics: list[str] | None = None, rate: float 
            fast: bool = False, loop: int = 1, start_offset: float = 0.0,
            publish_clock: bool = False, remap: dict[str, str] | None = None,
            should_stop: Callable[[], bool] = lambda: False, wait_s: float = 0.0,
-           min_subscribers: int = 1, duration: float | None = None) -> ReplayStats:
+           min_subscribers: int = 1, duration: float | None = None,
+           require_subscribers: bool = False) -> ReplayStats:
     """
     Publish the messages of ``bag`` on ``node``; return counts.
 
     ``loop`` is the number of passes (0 = until ``should_stop``); ``rate`` scales bag time
     (2.0 = twice as fast); ``fast`` ignores timestamps. ``remap`` maps bag topics to topics.
     Playback starts once every topic has ``min_subscribers`` subscribers or after ``wait_s``
-    seconds; ``duration`` limits each pass to that many seconds of bag time.
+    seconds, or with ``require_subscribers`` raises :class:`SubscriberTimeout` then;
+    ``duration`` limits each pass to that many seconds of bag time.
     """
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
     remap = remap or {}
@@ -89,7 +93,11 @@ def replay(node: 'Node', bag: str, topics: list[str] | None = None, rate: float 
         if publish_clock:
             from rosgraph_msgs.msg import Clock
             clock_pub = node.create_publisher(Clock, '/clock', 10)
-        _wait_for_subscribers(publishers.values(), wait_s, min_subscribers)
+        missing = _wait_for_subscribers(publishers, wait_s, min_subscribers)
+        if missing and require_subscribers:
+            raise SubscriberTimeout(
+                f'hybrid_pose_replay: after {wait_s:g} s {", ".join(missing)} still had fewer '
+                f'than {min_subscribers} subscriber(s); nothing was played')
         first_ns = reader.start_time + int(start_offset * 1e9)
         wall_start = time.monotonic()
         while not should_stop() and (loop == 0 or stats.loops < loop):
@@ -142,16 +150,30 @@ def _wait_for_acks(publishers, timeout_s: float) -> None:
         publisher.wait_for_all_acked(Duration(seconds=max(deadline - time.monotonic(), 0.0)))
 
 
-def _wait_for_subscribers(publishers, wait_s: float, count: int) -> None:
-    """Wait for ``count`` subscribers per topic, then give discovery time to finish."""
+def _wait_for_subscribers(publishers: dict, wait_s: float, count: int) -> list[str]:
+    """
+    Wait for ``count`` subscribers per topic, then give discovery time to finish.
+
+    Return the published topic names that still have fewer than ``count`` subscribers.
+    """
     if wait_s <= 0:
-        return
+        return []
     deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline and any(
-            p.get_subscription_count() < count for p in publishers):
+
+    def missing() -> list[str]:
+        return [p.topic_name for p in publishers.values() if p.get_subscription_count() < count]
+
+    while time.monotonic() < deadline and missing():
         time.sleep(0.05)
+    if missing():
+        return missing()
     # a publisher sees a match before the subscriber has matched it back
     time.sleep(SETTLE_S)
+    return []
+
+
+class SubscriberTimeout(SystemExit):
+    """``--wait-for-subscribers`` ran out (exit status 1, with the message)."""
 
 
 def _path(bag: str):
@@ -169,8 +191,9 @@ def _clock(bag_ns: int):
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Command line entry point."""
+    """Command line entry point (ROS arguments after ``--ros-args`` go to the node)."""
     import rclpy
+    from rclpy.utilities import remove_ros_args
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('bag', help='bag folder or file (MCAP, sqlite3 or ROS 1 .bag)')
     parser.add_argument('--topics', nargs='*', help='topics to play (default: all)')
@@ -181,20 +204,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--clock', action='store_true', help='publish bag time on /clock')
     parser.add_argument('--remap', nargs='*', default=[], help='old:=new topic remappings')
     parser.add_argument('--wait-for-subscribers', type=float, default=0.0, metavar='SECONDS',
-                        help='start once every topic has --min-subscribers (at most SECONDS)')
+                        help='start once every topic has --min-subscribers; after SECONDS '
+                        'without them, play nothing and exit with status 1')
     parser.add_argument('--min-subscribers', type=int, default=1,
                         help='subscribers every topic needs before playback starts')
     parser.add_argument('--duration', type=float, default=None,
                         help='seconds of bag time to play per pass (default: all)')
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(remove_ros_args(['hybrid_pose_replay', *argv])[1:])
     remap = dict(r.split(':=', 1) for r in args.remap)
-    rclpy.init()
+    rclpy.init(args=['hybrid_pose_replay', *argv])
     node = rclpy.create_node('hybrid_pose_replay')
     try:
         stats = replay(node, args.bag, args.topics, args.rate, args.fast, args.loop,
                        args.start_offset, args.clock, remap,
                        wait_s=args.wait_for_subscribers, min_subscribers=args.min_subscribers,
-                       duration=args.duration)
+                       duration=args.duration, require_subscribers=True)
         print(f'published {stats.published} messages in {stats.wall_s:.2f} s '
               f'({stats.loops} pass(es), {stats.bag_s:.2f} s of bag time)')
     except KeyboardInterrupt:
