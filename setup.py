@@ -37,8 +37,8 @@ setup(
     extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [
-            'hybrid_pose_node = hybrid_pose_ros.ros.node:main',
-            'hybrid_pose_3d_node = hybrid_pose_ros.ros.node_3d:main',
+            'hybrid_pose_node = hybrid_pose_ros.tools.node:main',
+            'hybrid_pose_3d_node = hybrid_pose_ros.tools.node:main_3d',
             'hybrid_pose_model_bench = hybrid_pose_ros.tools.model_bench:main',
             'hybrid_pose_bench = hybrid_pose_ros.tools.bench:main',
             'hybrid_pose_replay = hybrid_pose_ros.ros.replay:main',
