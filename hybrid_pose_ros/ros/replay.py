@@ -19,6 +19,7 @@ driver therefore arrives as the ROS 2 ``dvs_msgs/EventArray``.
 import argparse
 from dataclasses import dataclass
 import importlib
+import signal
 import sys
 import time
 from typing import Callable, Sequence, TYPE_CHECKING
@@ -225,6 +226,9 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         pass
     finally:
+        # Ctrl-C reaches a launched replay twice (terminal and launch): the second must not
+        # interrupt the clean-up
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         node.destroy_node()
         rclpy.try_shutdown()
     sys.exit(0)
