@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Mutation testing of the core with mutmut (docs/mutation.md). Not part of `make test`.
 #
-#   scripts/mutate.sh [MODULE ...]   modules as paths or globs, e.g. hybrid_pose_ros/geometry/*
-#                                    (default: the whole core, CORE below)
+#   scripts/mutate.sh [MODULE ...]   modules as paths or globs, e.g. 'hybrid_pose_ros/geometry/*'
+#                                    (default: the whole core, only_mutate in scripts/mutmut.cfg)
 #   MUTATE_RERUN=survived scripts/mutate.sh [MODULE ...]
 #                                    re-runs the surviving mutants of those modules only
 #                                    (after adding tests; a plain run keeps earlier verdicts)
@@ -21,29 +21,15 @@ WORK=${MUTATE_DIR:-$ROOT/build/mutate}
 JOBS=${MUTATE_JOBS:-2}
 TOOLS=$WORK/tools
 TREE=$WORK/tree
-CORE=(
-  'hybrid_pose_ros/events/*'
-  hybrid_pose_ros/model/lif.py
-  hybrid_pose_ros/model/decode.py
-  hybrid_pose_ros/model/sparse.py
-  hybrid_pose_ros/model/hybrid.py
-  hybrid_pose_ros/model/inference.py
-  hybrid_pose_ros/estimator.py
-  'hybrid_pose_ros/geometry/*'
-  hybrid_pose_ros/ros/codecs.py
-  hybrid_pose_ros/ros/parameters.py
-)
-modules=("$@")
-[ ${#modules[@]} -gt 0 ] || modules=("${CORE[@]}")
 
 # mutmut and its dependencies live in a folder of their own, after the venv on sys.path: the
 # venv's packages (pytest and its plugins) win, and make setup / make test never see mutmut.
-if ! "$PY" - "$TOOLS" "$MUTMUT_VERSION" <<'EOF' 2>/dev/null; then
+if ! "$PY" - "$TOOLS" "$MUTMUT_VERSION" <<'PY' 2>/dev/null; then
 import importlib.metadata, sys
 sys.path.append(sys.argv[1])
 found = {d.metadata['Name']: d.version for d in importlib.metadata.distributions(path=[sys.argv[1]])}
 sys.exit(found.get('mutmut') != sys.argv[2])
-EOF
+PY
   echo "mutate: installing mutmut==$MUTMUT_VERSION into $TOOLS"
   rm -rf "$TOOLS"
   nice -n 10 "$PY" -m pip install -q --target "$TOOLS" "mutmut==$MUTMUT_VERSION" 2>&1 \
@@ -51,21 +37,35 @@ EOF
 fi
 
 # The copy: the files of the commit HEAD (what others edit meanwhile in the working tree is
-# left out). Only files whose content changed are rewritten (no -t), so unchanged sources keep
+# left out). Only files whose content changed are rewritten, so unchanged sources keep
 # their time and mutmut keeps their mutants and verdicts.
 rm -rf "$WORK/head"
 mkdir -p "$WORK/head" "$TREE"
 git archive HEAD | tar -x -C "$WORK/head"
-rsync -rlc --delete --exclude=/mutants "$WORK/head/" "$TREE/"
+"$PY" - "$WORK/head" "$TREE" <<'PY'
+import filecmp, pathlib, shutil, sys
+head, tree = map(pathlib.Path, sys.argv[1:])
+wanted = {p.relative_to(head) for p in head.rglob('*') if p.is_file()}
+for rel in wanted:
+    if not (tree / rel).is_file() or not filecmp.cmp(head / rel, tree / rel, shallow=False):
+        (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(head / rel, tree / rel)
+for path in tree.rglob('*'):
+    rel = path.relative_to(tree)
+    if path.is_file() and rel.parts[0] != 'mutants' and rel not in wanted:
+        path.unlink()
+PY
 rm -rf "$WORK/head"
-{
-  cat "$TREE/setup.cfg"
-  echo
-  cat "$TREE/scripts/mutmut.cfg"
-  echo 'only_mutate ='
-  printf '    %s\n' "${modules[@]}"
-} > "$WORK/setup.cfg"
-mv "$WORK/setup.cfg" "$TREE/setup.cfg"
+"$PY" - "$TREE" "$@" <<'PY'
+import pathlib, re, sys
+tree, modules = pathlib.Path(sys.argv[1]), sys.argv[2:]
+config = (tree / 'scripts' / 'mutmut.cfg').read_text()
+if modules:
+    listed = ''.join(f'    {module}\n' for module in modules)
+    config = re.sub(r'^only_mutate =\n(    .*\n)+', f'only_mutate =\n{listed}', config, flags=re.M)
+setup = tree / 'setup.cfg'
+setup.write_text(setup.read_text() + '\n' + config)
+PY
 
 names=()
 if [ "${MUTATE_RERUN:-}" = survived ]; then
@@ -76,11 +76,11 @@ fi
 cd "$TREE"
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 export ROS_DOMAIN_ID=${ROS_DOMAIN_ID:-$(( RANDOM % 70 + 21 ))}
-nice -n 10 "$PY" - "$TOOLS" run --max-children "$JOBS" "${names[@]}" <<'EOF' || true
+nice -n 10 "$PY" - "$TOOLS" run --max-children "$JOBS" "${names[@]}" <<'PY' || true
 import sys
 sys.path.append(sys.argv.pop(1))
 sys.argv[0] = 'mutmut'
 from mutmut.__main__ import cli
 cli()
-EOF
+PY
 "$PY" "$TREE/scripts/mutation_report.py"

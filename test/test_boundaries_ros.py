@@ -1,7 +1,9 @@
 # Copyright 2026 hybrid_pose_ros maintainers. MIT License.
 """
-Boundaries of the node's rules: every parameter bound just inside and just outside, the other
-checks at their edges, and ``messages_lost`` counting one per lost message.
+Boundaries of the node's rules: parameter bounds, the other checks and ``messages_lost``.
+
+Every bound is tried just inside and just outside, the other checks at their edges, and
+``messages_lost`` must count one per lost message, not one per gap.
 
 The bounds are written out here, not read from ``parameters.py``: a changed bound must fail.
 """
@@ -120,7 +122,7 @@ def test_intrinsics_need_both_focal_lengths_positive_or_both_zero(value, valid):
 
 
 def _lost_counter() -> SimpleNamespace:
-    """A stand-in for the node with what its sequence-gap counting uses."""
+    """Return a stand-in for the node with what its sequence-gap counting uses."""
     fake = SimpleNamespace(last_sequence={}, events_topic='/t', stats={'messages_lost': 0},
                            warnings=[])
     fake._warn = lambda counter, message, amount=1: (
