@@ -19,9 +19,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 PACKAGE = 'hybrid_pose_ros'
 PTH = f'{PACKAGE}_ament_prefix.pth'
 PTH_LINE = (
-    "import os, sys; p = os.environ.get('AMENT_PREFIX_PATH', ''); "
-    "os.environ['AMENT_PREFIX_PATH'] = p if sys.prefix in p.split(os.pathsep) "
-    "else os.pathsep.join(filter(None, [sys.prefix, p]))\n")
+    'import os, sys; p = os.environ.get("AMENT_PREFIX_PATH", ""); '
+    'os.environ["AMENT_PREFIX_PATH"] = p if sys.prefix in p.split(os.pathsep) '
+    'else os.pathsep.join(filter(None, [sys.prefix, p]))\n')
 
 
 def link(target: pathlib.Path, name: pathlib.Path) -> None:

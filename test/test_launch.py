@@ -1,173 +1,196 @@
 # Copyright 2026 hybrid_pose_ros maintainers. MIT License.
 """
-The launch file's wiring, checked in every environment.
+What ``hybrid.launch.py`` starts for its arguments, and what it refuses before starting anything.
 
-launch and launch_ros have no wheels, so where they are missing this test runs
-``generate_launch_description()`` against minimal stand-ins that record the actions it creates,
-and checks executables, parameters and every file it refers to against a share directory
-installed from ``setup.py``'s data_files. Where launch_ros exists the real classes are used to
-build the description too (``test_real_launch_description_builds``).
+The launch file hands its arguments to ``launch_support.plan_single``; these tests call it
+against a share folder installed from ``setup.py``'s data_files (as colcon installs it), so they
+run without the launch system. ``test_launch_ros2.py`` runs the same launch files under the real
+``ros2 launch``.
 """
-import ast
-import importlib.util
+import re
 import subprocess
 import sys
-import types
 
 from helpers import REPO_ROOT
+from hybrid_pose_ros.ros import launch_support as ls
 import pytest
 import yaml
 
-LAUNCH_FILE = REPO_ROOT / 'launch' / 'hybrid.launch.py'
-
-
-class Recorded:
-    """Base of the stand-ins: keeps the constructor arguments."""
-
-    def __init__(self, *args, **kwargs):
-        self.args, self.kwargs = args, kwargs
-
-
-class LaunchConfiguration(Recorded):
-    def perform(self, context):
-        return context[self.args[0]]
-
-
-def stand_in_modules() -> dict[str, types.ModuleType]:
-    names = {
-        'launch': ['LaunchDescription'],
-        'launch.actions': ['DeclareLaunchArgument', 'ExecuteProcess', 'OpaqueFunction'],
-        'launch.conditions': ['IfCondition'],
-        'launch.substitutions': [],
-        'launch_ros': [],
-        'launch_ros.actions': ['Node'],
-    }
-    modules = {}
-    for module_name, classes in names.items():
-        module = types.ModuleType(module_name)
-        for cls in classes:
-            setattr(module, cls, type(cls, (Recorded,), {}))
-        modules[module_name] = module
-    modules['launch.substitutions'].LaunchConfiguration = LaunchConfiguration
-    return modules
+PACKAGE_SHARE = ('share', 'hybrid_pose_ros')
 
 
 @pytest.fixture(scope='module')
 def share(tmp_path_factory):
-    """Install the package's data_files into a prefix, as colcon would."""
+    """Install the package's data_files into a prefix, as colcon would; return its share."""
     prefix = tmp_path_factory.mktemp('install')
     subprocess.run([sys.executable, 'setup.py', '-q', 'install_data', '-d', str(prefix)],
                    cwd=REPO_ROOT, check=True, capture_output=True)
-    return prefix
+    return prefix.joinpath(*PACKAGE_SHARE)
 
 
-def load_description(monkeypatch, prefix, launch_file=LAUNCH_FILE):
-    """Import a launch file with the stand-ins and the share at prefix; return its description."""
-    monkeypatch.setenv('AMENT_PREFIX_PATH', str(prefix))
-    for name, module in stand_in_modules().items():
-        monkeypatch.setitem(sys.modules, name, module)
-    spec = importlib.util.spec_from_file_location(launch_file.stem.replace('.', '_'), launch_file)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.generate_launch_description()
+@pytest.fixture
+def tools(monkeypatch):
+    """Pretend rviz2 is installed and rosbag2 is not, whatever this machine has."""
+    monkeypatch.setattr(ls, 'rviz_available', lambda: True)
+    monkeypatch.setattr(ls, 'ros2_bag_available', lambda: False)
 
 
-def resolve(value, context):
-    if isinstance(value, LaunchConfiguration):
-        return value.perform(context)
-    if isinstance(value, dict):
-        return {k: resolve(v, context) for k, v in value.items()}
-    if isinstance(value, list):
-        return [resolve(v, context) for v in value]
-    return value
+def arguments(share, **given) -> dict[str, str]:
+    """Return the launch arguments' values: the declared defaults and ``given``."""
+    defaults = ls.share_defaults(share)
+    values = {name: defaults.get(name, default) for name, default, _ in ls.SINGLE_ARGUMENTS}
+    assert set(given) <= set(values), set(given) - set(values)
+    return {**values, **given}
 
 
-def evaluate(description, overrides=None):
-    """Resolve arguments and return (context, nodes, processes) as launch would."""
-    actions = description.args[0]
-    declared = [a for a in actions if type(a).__name__ == 'DeclareLaunchArgument']
-    context = {a.args[0]: a.kwargs['default_value'] for a in declared}
-    unknown = set(overrides or {}) - set(context)
-    assert not unknown, f'not declared: {unknown}'
-    context.update(overrides or {})
-    nodes, processes = [], []
-    for action in actions:
-        kind = type(action).__name__
-        if kind == 'Node':
-            condition = action.kwargs.get('condition')
-            if condition is None or resolve(condition.args[0], context) == 'true':
-                nodes.append(resolve(action.kwargs, context))
-        elif kind == 'OpaqueFunction':
-            processes += [resolve(p.kwargs, context)
-                          for p in action.kwargs['function'](context)]
-    return context, declared, nodes, processes
+def node_of(plan: ls.Plan) -> tuple[ls.Process, str, dict]:
+    (node,) = [p for p in plan.processes if p.executable == 'hybrid_pose_node']
+    params_file, overrides = node.parameters
+    return node, params_file, overrides
 
 
-def console_scripts():
-    tree = ast.parse((REPO_ROOT / 'setup.py').read_text())
-    scripts = next(node for node in ast.walk(tree) if isinstance(node, ast.Dict)
-                   and any(getattr(k, 'value', None) == 'console_scripts' for k in node.keys))
-    return {s.value.split('=')[0].strip() for s in scripts.values[0].elts}
+def test_defaults_play_the_sample_bag_into_the_node_with_rviz_for_its_frame(
+        share, tools, tmp_path):
+    plan = ls.plan_single(arguments(share), share, tmp_path)
+    node, params_file, overrides = node_of(plan)
+    assert (node.name, node.namespace, node.package) == (
+        'hybrid_pose_node', '/hybrid_pose', 'hybrid_pose_ros')
+    assert params_file == str(share / 'config' / 'hybrid.yaml')
+    # the bag's topic and type beat the params file's live defaults (events, event_packet)
+    assert overrides == {'events_topic': '/cam3/events', 'input_type': 'dvs',
+                         'use_sim_time': True}
+    node_, replay, rviz = plan.processes
+    assert replay.executable == 'hybrid_pose_replay' and replay.ends_launch
+    assert replay.arguments == [str((share / 'data' / 'sample_bag').resolve()), '--clock',
+                                '--loop', '0']
+    assert rviz.executable == 'rviz2' and not rviz.ends_launch
+    assert rviz.parameters == [{'use_sim_time': True}]
+    config = yaml.safe_load((tmp_path / 'hybrid.rviz').read_text())
+    manager = config['Visualization Manager']
+    assert manager['Global Options']['Fixed Frame'] == 'cam3_optical_frame'
+    assert {d['Topic']['Value'] for d in manager['Displays'] if 'Topic' in d} == {
+        '/hybrid_pose/hybrid_pose_node/skeleton', '/hybrid_pose/hybrid_pose_node/debug_image'}
+    assert rviz.arguments == ['-d', str(tmp_path / 'hybrid.rviz')]
 
 
-def test_defaults_start_the_node_with_installed_files_and_rviz(monkeypatch, share):
-    description = load_description(monkeypatch, share)
-    context, declared, nodes, processes = evaluate(description)
-    assert {a.args[0] for a in declared} == {
-        'params_file', 'checkpoint', 'device', 'events_topic', 'input_type', 'namespace',
-        'use_sim_time', 'rviz', 'bag'}
-    assert all(a.kwargs.get('description') for a in declared)
-    node, rviz = nodes
-    assert node['package'] == 'hybrid_pose_ros'
-    assert node['executable'] in console_scripts()
-    assert (node['name'], node['namespace']) == ('hybrid_pose_node', 'hybrid_pose')
-    params_file, overrides = node['parameters']
-    with open(params_file) as f:
-        assert 'ros__parameters' in yaml.safe_load(f)['/**']
-    assert params_file.startswith(str(share))
-    assert overrides['use_sim_time'] == 'true' and overrides['input_type'] == 'dvs'
-    rviz_config = rviz['arguments'][1]
-    assert rviz['executable'] == 'rviz2' and rviz_config.startswith(str(share))
-    with open(rviz_config) as f:
-        displays = yaml.safe_load(f)['Visualization Manager']['Displays']
-    topics = {d['Topic']['Value'] for d in displays if 'Topic' in d}
-    assert topics == {'/hybrid_pose/hybrid_pose_node/skeleton',
-                      '/hybrid_pose/hybrid_pose_node/debug_image'}
-    bag = share / 'share' / 'hybrid_pose_ros' / 'data' / 'sample_bag'
-    if bag.exists():
-        (play,) = processes
-        assert play['cmd'][:4] == ['ros2', 'bag', 'play', str(bag)]
-    else:
-        assert context['bag'] == '' and processes == []
+def test_rviz_follows_the_namespace_and_frame(share, tools, tmp_path):
+    ls.plan_single(arguments(share, namespace='/left/cam', frame_id='left_optical'), share,
+                   tmp_path)
+    manager = yaml.safe_load((tmp_path / 'hybrid.rviz').read_text())['Visualization Manager']
+    assert manager['Global Options']['Fixed Frame'] == 'left_optical'
+    assert {d['Topic']['Value'] for d in manager['Displays'] if 'Topic' in d} == {
+        '/left/cam/hybrid_pose_node/skeleton', '/left/cam/hybrid_pose_node/debug_image'}
 
 
-def test_arguments_reach_the_node_and_rviz_can_be_off(monkeypatch, share, tmp_path):
-    bag = tmp_path / 'my_bag'
-    bag.mkdir()
-    description = load_description(monkeypatch, share)
-    _, _, nodes, processes = evaluate(description, {
-        'rviz': 'false', 'device': 'cuda:0', 'events_topic': '/dvs/events',
-        'checkpoint': '/models/x.pt', 'namespace': 'cam_left', 'bag': str(bag)})
-    (node,) = nodes
-    overrides = node['parameters'][1]
-    assert (overrides['device'], overrides['events_topic'], overrides['checkpoint']) == (
-        'cuda:0', '/dvs/events', '/models/x.pt')
-    assert node['namespace'] == 'cam_left'
-    (play,) = processes
-    assert play['cmd'][3] == str(bag) and '--clock' in play['cmd']
+@pytest.mark.parametrize('live', [{'play_bag': 'false'}, {'bag': 'none'}, {'bag': ''},
+                                  {'bag': 'NONE', 'play_bag': 'False'}])
+def test_live_mode_starts_the_node_alone_on_wall_time(share, tools, tmp_path, live):
+    plan = ls.plan_single(arguments(share, rviz='false', **live), share, tmp_path)
+    node, _, overrides = node_of(plan)
+    assert plan.processes == [node]
+    # nothing overrides the params file but use_sim_time
+    assert overrides == {'use_sim_time': False}
 
 
-def test_a_missing_bag_is_reported(monkeypatch, share, tmp_path):
-    description = load_description(monkeypatch, share)
-    with pytest.raises(FileNotFoundError, match='does not exist'):
-        evaluate(description, {'bag': str(tmp_path / 'nope')})
+def test_live_arguments_override_the_params_file_only_when_given(share, tools, tmp_path):
+    user_file = tmp_path / 'mine.yaml'
+    user_file.write_text(yaml.safe_dump({'/**': {'ros__parameters': {
+        'events_topic': '/event_camera/events', 'input_type': 'event_packet',
+        'device': 'cuda:1', 'checkpoint': '/models/mine.pt'}}}))
+    checkpoint = tmp_path / 'other.pt'
+    checkpoint.write_bytes(b'')
+    base = {'play_bag': 'false', 'rviz': 'false', 'params_file': str(user_file)}
+    _, params_file, overrides = node_of(ls.plan_single(arguments(share, **base), share,
+                                                       tmp_path))
+    assert params_file == str(user_file) and overrides == {'use_sim_time': False}
+    _, _, overrides = node_of(ls.plan_single(arguments(
+        share, **base, events_topic='/dvs/events', input_type='dvs', device='cpu',
+        checkpoint=str(checkpoint), frame_id='dvs_optical', use_sim_time='true'), share,
+        tmp_path))
+    assert overrides == {'events_topic': '/dvs/events', 'input_type': 'dvs', 'device': 'cpu',
+                         'checkpoint': str(checkpoint), 'frame_id': 'dvs_optical',
+                         'use_sim_time': True}
 
 
-def test_real_launch_description_builds(share, monkeypatch):
-    pytest.importorskip('launch_ros', reason='launch_ros is not installable from PyPI; '
-                        'this runs on machines with ROS 2 installed')
-    monkeypatch.setenv('AMENT_PREFIX_PATH', str(share))
-    spec = importlib.util.spec_from_file_location('hybrid_launch_real', LAUNCH_FILE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    assert len(module.generate_launch_description().entities) >= 10
+def test_a_params_file_topic_in_the_bag_is_kept(share, tools, tmp_path):
+    user_file = tmp_path / 'cam2.yaml'
+    user_file.write_text(yaml.safe_dump({'/hybrid_pose/hybrid_pose_node': {'ros__parameters': {
+        'events_topic': '/cam2/events', 'min_confidence': 0.1}}}))
+    _, _, overrides = node_of(ls.plan_single(arguments(
+        share, params_file=str(user_file), rviz='false'), share, tmp_path))
+    assert overrides['events_topic'] == '/cam2/events' and overrides['input_type'] == 'dvs'
+
+
+def test_ros2_bag_play_where_rosbag2_exists(share, tools, tmp_path, monkeypatch):
+    monkeypatch.setattr(ls, 'ros2_bag_available', lambda: True)
+    plan = ls.plan_single(arguments(share, rviz='false'), share, tmp_path)
+    (play,) = [p for p in plan.processes if p.name == 'bag_play']
+    assert play.cmd[1:] == ['bag', 'play', str((share / 'data' / 'sample_bag').resolve()),
+                            '--clock', '200', '--loop'] and play.ends_launch
+    assert [p.name for p in ls.plan_single(arguments(share, rviz='false', bag_player='replay'),
+                                           share, tmp_path).processes] == [
+        'hybrid_pose_node', 'bag_replay']
+
+
+def test_without_rviz2_a_warning_and_no_rviz(share, tmp_path, monkeypatch):
+    monkeypatch.setattr(ls, 'rviz_available', lambda: False)
+    plan = ls.plan_single(arguments(share, play_bag='false'), share, tmp_path)
+    assert [p.name for p in plan.processes] == ['hybrid_pose_node']
+    assert plan.warnings == [ls.RVIZ_MISSING]
+
+
+@pytest.mark.parametrize('given, message', [
+    ({'bag': '/no/such/bag'}, 'bag:=/no/such/bag: no such bag'),
+    ({'play_bag': 'yes'}, "play_bag:='yes' must be true or false"),
+    ({'rviz': '1'}, "rviz:='1' must be true or false"),
+    ({'use_sim_time': 'on'}, "use_sim_time:='on' must be true or false"),
+    ({'namespace': 'a b'}, 'is not a valid ROS namespace'),
+    ({'params_file': '/no/params.yaml'}, 'params_file:=/no/params.yaml: no such file'),
+    ({'checkpoint': '/no/model.pt'}, 'checkpoint:=/no/model.pt: no such file'),
+    ({'device': 'gpu'}, "device:=gpu must be 'cpu', 'cuda' or 'cuda:N'"),
+    ({'events_topic': '/cam9/events'}, 'events_topic:=/cam9/events (/cam9/events) is not in '
+     'the bag; its event topics: /cam2/events (dvs), /cam3/events (dvs)'),
+    ({'input_type': 'event_packet'}, 'input_type:=event_packet does not match /cam3/events'),
+    ({'input_type': 'png'}, 'input_type:=png must be one of event_packet, dvs'),
+    ({'bag_player': 'vlc'}, 'bag_player:=vlc must be one of auto, ros2bag, replay'),
+    ({'bag_player': 'ros2bag'}, 'ros2 bag (rosbag2) is not installed'),
+])
+def test_wrong_arguments_are_refused_before_anything_starts(share, tools, tmp_path, given,
+                                                            message):
+    with pytest.raises(ls.LaunchArgumentError, match=re.escape(message)):
+        ls.plan_single(arguments(share, **given), share, tmp_path)
+
+
+def test_wrong_params_files_and_bags_are_refused(share, tools, tmp_path):
+    bad_value = tmp_path / 'bad.yaml'
+    bad_value.write_text(yaml.safe_dump({'/**': {'ros__parameters': {'min_confidence': 'x'}}}))
+    with pytest.raises(ls.LaunchArgumentError, match='min_confidence must be of type float'):
+        ls.plan_single(arguments(share, params_file=str(bad_value)), share, tmp_path)
+    no_section = tmp_path / 'flat.yaml'
+    no_section.write_text('/**:\n  device: cpu\n')
+    with pytest.raises(ls.LaunchArgumentError, match='has no ros__parameters mapping'):
+        ls.plan_single(arguments(share, params_file=str(no_section)), share, tmp_path)
+    not_a_bag = tmp_path / 'not_a_bag'
+    not_a_bag.mkdir()
+    with pytest.raises(ls.LaunchArgumentError, match='cannot be read as a bag'):
+        ls.plan_single(arguments(share, bag=str(not_a_bag)), share, tmp_path)
+
+
+def test_a_bag_with_several_event_topics_needs_a_choice(share, tools, tmp_path):
+    # a copy of the sample bag is not the sample bag: its two cameras are not chosen between
+    copy = tmp_path / 'copy'
+    copy.mkdir()
+    for file in (share / 'data' / 'sample_bag').iterdir():
+        (copy / file.name).write_bytes(file.read_bytes())
+    with pytest.raises(ls.LaunchArgumentError, match='several event topics'):
+        ls.plan_single(arguments(share, bag=str(copy)), share, tmp_path)
+    _, _, overrides = node_of(ls.plan_single(arguments(
+        share, bag=str(copy), events_topic='/cam2/events', rviz='false'), share, tmp_path))
+    assert overrides['events_topic'] == '/cam2/events'
+
+
+def test_relative_topics_resolve_in_the_namespace():
+    bag = ls.BagEvents({'/hybrid_pose/events': 'event_packet'}, ros1=False)
+    assert ls.choose_events('events', '', {}, '/hybrid_pose', bag) == {
+        'events_topic': '/hybrid_pose/events', 'input_type': 'event_packet'}
+    assert ls.check_namespace('') == '/' and ls.resolve_topic('events', '/') == '/events'
