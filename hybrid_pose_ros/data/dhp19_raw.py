@@ -82,7 +82,7 @@ import h5py
 from hybrid_pose_ros.data import dhp19
 from hybrid_pose_ros.data.cameras import camera_center_from_matrix, DHP19_P_MATRICES
 from hybrid_pose_ros.events import dhp19_filters
-from hybrid_pose_ros.events.event_array import EVENT_DTYPE, make_events
+from hybrid_pose_ros.events.event_array import make_events
 from hybrid_pose_ros.events.sensor import DHP19_HEIGHT, DHP19_WIDTH
 import numpy as np
 
@@ -497,6 +497,7 @@ def write_recording(out: str | os.PathLike, name: str, recording: Recording) -> 
     marks the recording done.
     """
     out = str(out)
+    os.makedirs(out, exist_ok=True)
     events_path, labels_path = dhp19.events_path(out, name), dhp19.labels_path(out, name)
     tmp_events, tmp_labels = events_path + '.part', labels_path + '.part'
     dhp19.write_labels(tmp_labels, recording.poses_mm, recording.label_times_us)
@@ -644,6 +645,17 @@ def convert_release(root: str | os.PathLike, out: str | os.PathLike,
     return manifest
 
 
+def converted_with_filters(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` is a conversion of a raw release made with DHP19's filters."""
+    try:
+        with open(os.path.join(folder, MANIFEST)) as f:
+            entries = json.load(f).get('recordings', {}).values()
+    except (OSError, ValueError):
+        return False
+    written = [e for e in entries if e.get('status') in ('converted', 'done')]
+    return bool(written) and all(e.get('filters') is True for e in written)
+
+
 def split_subjects(splits: Iterable[str]) -> list[int]:
     """Subjects of the paper's splits (``train``: 1-12, ``test``: 13-17; dhp19.py)."""
     subjects: list[int] = []
@@ -722,10 +734,3 @@ def convert_command(args) -> int:
         return 2
     print(f'dhp19-raw: {manifest["summary"]} in {args.out}')
     return 1 if manifest['summary'].get('error') else 0
-
-
-__all__ = ['Aedat2', 'AlignmentError', 'CORRUPTED_RECORDINGS', 'DecodedEvents', 'EVENT_DTYPE',
-           'RawRecording', 'Recording', 'SkippedRecording', 'SyncSpan', 'convert_release',
-           'cut_indices', 'decode_addresses', 'filter_mask', 'find_recordings', 'is_converted',
-           'is_raw_release', 'load_recording', 'read_aedat2', 'read_vicon', 'resolve_data_folders',
-           'sync_span', 'vicon_labels', 'write_recording']

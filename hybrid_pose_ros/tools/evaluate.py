@@ -9,6 +9,7 @@ Writes ``evaluation.json`` and ``mpjpe_per_step.png`` into ``--out-dir`` and pri
 import argparse
 import os
 
+from hybrid_pose_ros.data.dhp19_raw import converted_with_filters, resolve_data_folders
 from hybrid_pose_ros.events.aedat4 import read_aedat4_events
 from hybrid_pose_ros.model.decode import DEFAULT_MIN_CONFIDENCE
 from hybrid_pose_ros.model.dhp19_cnn import default_dhp19_cnn_path
@@ -27,7 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--hybrid', help='hybrid checkpoint')
     parser.add_argument('--pure-snn', help='pure-SNN checkpoint')
     parser.add_argument('--ann', help="ANN checkpoint (default: the hybrid's frozen ANN)")
-    parser.add_argument('--data', nargs='+', required=True, help='DHP19-format folders')
+    parser.add_argument('--data', nargs='+', required=True,
+                        help='DHP19-format folders, or the raw DHP19 download (converted into '
+                        '$HYBRID_POSE_DHP19_CACHE, see docs/dhp19.md)')
     parser.add_argument('--cameras', type=int, nargs='+', default=[2, 3],
                         help='h5 camera indices (two or more give 3D by triangulation)')
     parser.add_argument('--split', default='test', choices=('train', 'test'))
@@ -52,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--no-dhp19-cnn', action='store_true', help='no dhp19_cnn row')
     parser.add_argument('--dhp19-cnn-no-filters', action='store_true',
                         help="feed the DHP19 CNN without DHP19's hot-pixel, background-activity "
-                        'and IR-mask filters')
+                        'and IR-mask filters (data converted by dhp19-raw with them are never '
+                        'filtered twice)')
     parser.add_argument('--min-confidence', type=float, default=DEFAULT_MIN_CONFIDENCE,
                         help="joints below count as missing (as the node's min_confidence)")
     parser.add_argument('--no-person', action='store_true',
@@ -96,12 +100,16 @@ def main(argv: list[str] | None = None) -> int:
         except (ImportError, OSError, ValueError) as exc:
             parser.error(f'--no-person-aedat4 {path}: {exc}')
     out_dir = args.out_dir or os.path.join(args.run_dir or '.', 'evaluation')
-    run(checkpoints, args.data, args.cameras, out_dir, split=args.split, device=args.device,
+    data = resolve_data_folders(args.data, args.cameras, (args.split,), progress=not args.quiet)
+    # DHP19 filters a recording once: data converted with its filters are not filtered again
+    refiltered = not args.dhp19_cnn_no_filters and not all(
+        converted_with_filters(folder) for folder in data)
+    run(checkpoints, data, args.cameras, out_dir, split=args.split, device=args.device,
         batch_size=args.batch_size, cache=args.cache, energy_windows=args.energy_windows,
         progress=not args.quiet, max_windows=args.max_windows,
         ann_precision=args.ann_precision, ann_runtime=args.ann_runtime,
         ann_lead_bins=args.ann_lead_bins, dhp19_cnn=dhp19_cnn,
-        dhp19_cnn_filters=not args.dhp19_cnn_no_filters, min_confidence=args.min_confidence,
+        dhp19_cnn_filters=refiltered, min_confidence=args.min_confidence,
         no_person=scenes)
     return 0
 

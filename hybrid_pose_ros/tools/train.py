@@ -19,7 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--set', dest='assignments', action='append', default=[],
                         metavar='KEY=VALUE', help='override a configuration key (repeatable)')
     parser.add_argument('--stage', choices=STAGES + ('all',), help='stage(s) to run')
-    parser.add_argument('--data', nargs='+', help='DHP19-format folders')
+    parser.add_argument('--data', nargs='+', help='DHP19-format folders, or the raw DHP19 '
+                        'download (converted into $HYBRID_POSE_DHP19_CACHE, docs/dhp19.md)')
     parser.add_argument('--cameras', type=int, nargs='+', help='h5 camera indices')
     parser.add_argument('--out-dir', help='output folder for checkpoints and logs')
     parser.add_argument('--cache-dir', help='folder for the precomputed-window caches')

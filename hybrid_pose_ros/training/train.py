@@ -678,7 +678,16 @@ class Trainer:
 
 def train(config: dict[str, Any], resume: bool = False,
           log: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:
-    """Train the stages of ``config`` (see :data:`DEFAULTS`); return each stage's state."""
+    """
+    Train the stages of ``config`` (see :data:`DEFAULTS`); return each stage's state.
+
+    A ``data`` folder that is a raw DHP19 download is converted first (``docs/dhp19.md``).
+    """
+    from hybrid_pose_ros.data.dhp19_raw import resolve_data_folders
+    splits = ('train', 'test') if config.get('val_split') == 'test' else ('train',)
+    config = dict(config, data=resolve_data_folders(config['data'], config['cameras'], splits,
+                                                    progress=config.get('progress', True),
+                                                    log=log))
     trainer = Trainer(config, resume, log)
     try:
         return trainer.run()
