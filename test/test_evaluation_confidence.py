@@ -3,7 +3,7 @@ from hybrid_pose_ros.estimator import PoseStep
 from hybrid_pose_ros.events.sensor import DHP19_HEIGHT, DHP19_WIDTH
 from hybrid_pose_ros.model.config import make_config
 from hybrid_pose_ros.model.hybrid import HybridPoseNet
-from hybrid_pose_ros.training.evaluate import paired_bootstrap
+from hybrid_pose_ros.training.evaluate import format_table, paired_bootstrap
 from hybrid_pose_ros.training.no_person import (moving_camera_scene, no_person_report,
                                                 noise_scene, published_fraction)
 import numpy as np
@@ -29,6 +29,16 @@ def test_paired_bootstrap_interval_brackets_a_known_shift():
 def _step(confidence, xy=None):
     xy = np.zeros((13, 2)) if xy is None else xy
     return PoseStep(0, 0, 0, xy, np.asarray(confidence, dtype=np.float32), {})
+
+
+def test_table_shows_the_3d_median_not_the_outlier_driven_mean():
+    row = {'mpjpe_2d_px': {'mean': 20.0, 'per_step': [19.0] * 10, 'last_step': 21.0},
+           'mpjpe_3d_mm': {'mean': 32818.59, 'median': 162.04},
+           'visible_dropped_fraction': 0.017}
+    table = format_table({'models': {'hybrid': row}, 'min_confidence': 0.025})
+    header, line = table.splitlines()
+    assert '3D mm md' in header
+    assert '162.04' in line and '32818' not in line and '1.70%' in line
 
 
 def test_published_fraction_counts_confident_finite_joints():
