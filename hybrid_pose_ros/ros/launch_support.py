@@ -20,7 +20,6 @@ import shutil
 from typing import Any
 
 from hybrid_pose_ros.ros.interfaces import EVENT_ARRAY, EVENT_PACKET, INPUT_TYPE_MESSAGES
-from hybrid_pose_ros.ros.parameters import validate
 import yaml
 
 PACKAGE = 'hybrid_pose_ros'
@@ -177,6 +176,7 @@ def node_file_parameters(params_file: pathlib.Path, namespace: str,
         raise LaunchArgumentError(f'params_file:={params_file} is not a ROS parameter file')
     full = f'{namespace.rstrip("/")}/{name}'
     keys = ('/**', '**', f'/**/{name}', name, full.lstrip('/'), full)
+    from hybrid_pose_ros.ros.parameters import validate   # imports torch: checked last
     merged: dict[str, Any] = {}
     for key in keys:
         section = document.get(key)
@@ -196,6 +196,7 @@ def node_file_parameters(params_file: pathlib.Path, namespace: str,
 
 def check_overrides(overrides: dict[str, Any]) -> None:
     """Raise if a node parameter given as a launch argument is invalid."""
+    from hybrid_pose_ros.ros.parameters import validate
     for parameter, value in overrides.items():
         problem = validate(parameter, value)
         if problem:
@@ -370,19 +371,20 @@ def plan_single(arg: dict[str, str], share: pathlib.Path, log_dir: pathlib.Path)
     from hybrid_pose_ros.sample_bag import SAMPLE_EVENTS_TOPIC
     namespace = check_namespace(arg['namespace'])
     params_file = existing_file('params_file', arg['params_file'])
-    file_parameters = node_file_parameters(params_file, namespace)
     bag = resolve_bag(arg['play_bag'], arg['bag'])
     events = bag_events(bag) if bag else None
-    is_sample = bag is not None and bag == (share / 'data' / 'sample_bag').resolve()
-    overrides = choose_events(arg['events_topic'], arg['input_type'], file_parameters,
-                              namespace, events, SAMPLE_EVENTS_TOPIC if is_sample else '')
-    overrides.update(_common_overrides(arg))
-    if arg['frame_id']:
-        overrides['frame_id'] = arg['frame_id']
-    check_overrides(overrides)
     sim_time = use_sim_time(arg['use_sim_time'], bag is not None)
     rviz = parse_bool('rviz', arg['rviz'])
     player = choose_player(arg['bag_player'], events.ros1) if events else ''
+    common = _common_overrides(arg)
+    file_parameters = node_file_parameters(params_file, namespace)
+    is_sample = bag is not None and bag == (share / 'data' / 'sample_bag').resolve()
+    overrides = choose_events(arg['events_topic'], arg['input_type'], file_parameters,
+                              namespace, events, SAMPLE_EVENTS_TOPIC if is_sample else '')
+    overrides.update(common)
+    if arg['frame_id']:
+        overrides['frame_id'] = arg['frame_id']
+    check_overrides(overrides)
 
     plan = Plan()
     plan.processes.append(Process(
