@@ -30,9 +30,10 @@ bench: setup
 	$(ROS_ENV) $(PYTHON) -m hybrid_pose_ros.tools.bench --json bench_output/bench.json
 
 # Mutation testing of the core (docs/mutation.md): hours on two cores, resumable; not in `test`.
-# MODULES='hybrid_pose_ros/ros/parameters.py' limits it; MUTATE_RERUN=survived re-runs survivors.
+# GROUPS='parameters geometry' limits it (groups: scripts/mutmut.cfg); MUTATE_RERUN=survived
+# re-runs only the survivors.
 mutate: setup
-	$(ROS_ENV) bash scripts/mutate.sh $(MODULES)
+	$(ROS_ENV) bash scripts/mutate.sh $(GROUPS)
 
 clean:
 	rm -rf $(VENV) build demo_output bench_output
