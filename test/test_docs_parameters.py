@@ -47,7 +47,7 @@ def default_text(spec: ParameterSpec) -> str:
 def table(specs: tuple[ParameterSpec, ...]) -> str:
     """Return the markdown table of ``specs``: name, default, meaning."""
     rows = ['| name | default | meaning |', '|---|---|---|']
-    rows += [f'| `{spec.name}` | `{default_text(spec)}` | {spec.description.replace("|", "/")} |'
+    rows += [f'| `{spec.name}` | `{default_text(spec)}` | {spec.meaning.replace("|", "/")} |'
              for spec in specs]
     return '\n'.join(rows) + '\n'
 

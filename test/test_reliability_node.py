@@ -372,9 +372,20 @@ def test_runtime_faults_rejected_parameters_and_nonfinite_outputs(
             Parameter('max_pending_bins', value='many'), Parameter('min_confidence', value=0.0)])
         harness.executor.spin_until_future_complete(future, 10.0)
         results = future.result().results
+        # ranges and read-only are the descriptors' (rclpy's reasons), types and the rest ours
         assert [(r.successful, r.reason) for r in results] == [
-            (False, 'min_confidence: must be >= 0.0'), (False, 'threads is read at startup only'),
+            (False, 'Parameter min_confidence out of range Min: 0.0, Max: inf, value: -1.0'),
+            (False, 'Trying to set a read-only parameter: threads.'),
             (False, 'max_pending_bins: must be of type int, got str'), (True, '')]
+        future = client.describe_parameters(['threads', 'sensor_width', 'min_confidence',
+                                             'marker_rate_hz'])
+        harness.executor.spin_until_future_complete(future, 10.0)
+        threads, width, confidence, markers = future.result().descriptors
+        assert (threads.read_only, width.read_only, confidence.read_only,
+                markers.read_only) == (True, True, False, False)
+        assert [(r.from_value, r.to_value) for r in width.integer_range] == [(0, 8192)]
+        assert [(r.from_value, r.to_value) for r in confidence.floating_point_range] == [
+            (0.0, float('inf'))]
         for seq, message in enumerate(split_messages(events, 5_000)):
             harness.publish(packet(message, seq=seq))
         assert harness.spin_until(lambda: len(harness.poses) >= len(expected)

@@ -323,3 +323,74 @@ def test_markers_follow_the_poses_and_a_failing_one_is_counted(make_node, monkey
     assert node.stats['step_errors'] == 1
     assert "publishing skeleton markers failed: ValueError('bad marker')" in node.last_error
     assert not node.due_markers
+
+
+# --- what the node says about itself (no ROS) -------------------------------------------------
+
+def test_pose_rate_is_over_the_last_seconds_not_since_start_up():
+    from hybrid_pose_ros.ros.health import RateWindow
+    window = RateWindow(span_s=5.0)
+    assert window.rate(0.0, 0) == 0.0
+    for second in range(1, 11):          # 100 poses a second for 10 s
+        rate = window.rate(float(second), 100 * second)
+    assert rate == pytest.approx(100.0)
+    for second in range(11, 17):         # then none: the rate falls to 0 within the window
+        rate = window.rate(float(second), 1000)
+    assert rate == 0.0
+    window.reset()
+    assert window.rate(20.0, 1000) == 0.0 and window.rate(21.0, 1050) == 50.0
+
+
+def test_no_input_texts_name_the_topic_the_type_the_qos_and_where_events_are():
+    from hybrid_pose_ros.ros.health import Endpoint, event_topics, no_input_problem
+    head = ('no message on /cam/events in 5.0 s since the node started listening (it reads '
+            'event_camera_msgs/msg/EventPacket, input_type event_packet): ')
+    graph = event_topics([('/cam/events', ['event_camera_msgs/msg/EventPacket']),
+                          ('/dvs/events', ['dvs_msgs/msg/EventArray']),
+                          ('/rosout', ['rcl_interfaces/msg/Log'])])
+    assert list(graph) == ['/cam/events', '/dvs/events']
+    assert no_input_problem('/cam/events', 'event_packet', 5.0, False,
+                            [Endpoint('dvs_msgs/msg/EventArray')], graph) == (
+        head + 'its publisher sends dvs_msgs/msg/EventArray; set input_type dvs')
+    assert no_input_problem('/cam/events', 'event_packet', 5.0, False,
+                            [Endpoint('sensor_msgs/msg/Image')], {}) == (
+        head + 'its publisher sends sensor_msgs/msg/Image; the node cannot read '
+        'sensor_msgs/msg/Image')
+    assert no_input_problem('/cam/events', 'event_packet', 5.0, True,
+                            [Endpoint('event_camera_msgs/msg/EventPacket', True)], {}) == (
+        head + 'its publisher is best effort and the subscription reliable, which do not '
+        'connect; set qos_reliability best_effort')
+    assert no_input_problem('/cam/events', 'event_packet', 5.0, False,
+                            [Endpoint('event_camera_msgs/msg/EventPacket', True)], {}) == (
+        head + '1 publisher(s) of event_camera_msgs/msg/EventPacket on it have sent nothing yet')
+    assert no_input_problem('/cam/events', 'event_packet', 5.0, False, [], graph) == (
+        head + 'nothing publishes /cam/events; event topics in the graph: /dvs/events '
+        '(dvs_msgs/msg/EventArray); remap events:=TOPIC or set events_topic')
+    assert no_input_problem('/cam/events', 'event_packet', 5.0, False, [], {}) == (
+        head + 'nothing publishes /cam/events')
+
+
+def test_debug_image_keeps_a_span_of_bins_and_colours_the_sides():
+    from hybrid_pose_ros.ros.outputs import (
+        debug_image_rgb, EventSpan, LEFT_COLOR, RIGHT_COLOR, CENTRE_COLOR)
+    from hybrid_pose_ros.skeleton import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS
+    span = EventSpan()
+    for end in range(10_000, 100_001, 10_000):
+        span.add(end, make_events([end - 5_000], [end // 10_000], [0], [1]), 50_000)
+    assert span.events()['t'].tolist() == [55_000, 65_000, 75_000, 85_000, 95_000]
+    span.add(20_000, make_events([15_000], [0], [0], [0]), 50_000)   # time went back
+    assert span.events()['t'].tolist() == [15_000]
+    events = make_events([1, 2, 3, 4], [5, 5, 6, 7], [1, 1, 1, 1], [1, 1, 0, 0])
+    # left joints on row 10, right ones on row 30, the head between
+    xy = np.array([[10.0 + 6 * k, 10.0 if 'left' in name else 30.0 if 'right' in name else 20.0]
+                   for k, name in enumerate(JOINT_NAMES)])
+    visible = np.ones(NUM_JOINTS, bool)
+    image = debug_image_rgb(events, 100, 40, xy, visible)
+    assert image.shape == (40, 100, 3) and image.dtype == np.uint8
+    assert (image[1, 5] > image[1, 6]).any()                  # two events brighter than one
+    assert image[1, 5, 0] > image[1, 5, 2] and image[1, 6, 2] > image[1, 6, 0]   # ON, OFF
+    assert (image[0, 0] == 16).all()                          # background
+    for name, color in (('hand_left', LEFT_COLOR), ('hand_right', RIGHT_COLOR),
+                        ('head', CENTRE_COLOR)):
+        x, y = xy[JOINT_INDEX[name]].astype(int)
+        assert tuple(image[y, x]) == color, name

@@ -90,30 +90,33 @@ from hybrid_pose_ros.model.openvino_init import OpenVinoWindowInit, PendingWindo
 from hybrid_pose_ros.ros import codecs
 from hybrid_pose_ros.ros.compat import message_callback, MESSAGE_INFO_IN_CALLBACKS, MessageInfo
 from hybrid_pose_ros.ros.counters import DROP_COUNTERS, ERROR_COUNTERS
+from hybrid_pose_ros.ros.health import Endpoint, event_topics, no_input_problem, RateWindow
+from hybrid_pose_ros.ros.interfaces import INPUT_TYPE_MESSAGES
 from hybrid_pose_ros.ros.outputs import (
-    EventTimeDecimator, ImagePlane, pose_array_cdr, skeleton_markers, stamp_from_us,
-    visible_joints)
+    compressed_image_message, debug_image_rgb, EventSpan, EventTimeDecimator, image_message,
+    ImagePlane, pose_array_cdr, skeleton_markers, stamp_from_us, visible_joints)
 from hybrid_pose_ros.ros.parameters import MAX_SENSOR_SIZE, PARAMETERS, validate
 from hybrid_pose_ros.ros.runtime import spin_until_shutdown
-from hybrid_pose_ros.visualize import draw_skeleton, event_image
+from hybrid_pose_ros.tools.node import INTERRUPTED, NODE_USAGE, parse
 import numpy as np
-from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import SetParametersResult
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
+from rclpy.exceptions import ParameterException
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.impl.rcutils_logger import RcutilsLogger
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
+from rclpy.timer import Timer
+from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 import torch
 from visualization_msgs.msg import MarkerArray
 
+NODE_NAME = 'hybrid_pose_node'
 DEFAULT_CHECKPOINT = 'hybrid_cpu.pt'
-STARTUP_ONLY = {'checkpoint', 'device', 'threads', 'snn_backend', 'ann_precision', 'ann_runtime',
-                'input_type', 'packet_encoding', 'events_topic', 'qos_depth', 'qos_reliability',
-                'bin_us', 'ann_lead_bins', 'sensor_width', 'sensor_height'}
 SIZE_CONFIRM_MESSAGES = 10
 MAX_QUEUED_EVENTS = 4_000_000
 IDLE_AFTER_S = 2.0
@@ -135,13 +138,13 @@ def default_checkpoint() -> pathlib.Path:
                        'not installed; set the checkpoint parameter')
 
 
-def _cv_bridge():
-    """Return a ``cv_bridge.CvBridge`` where it is installed, else None (images via numpy)."""
+def _pil_available() -> bool:
+    """Whether Pillow is installed (it encodes the compressed debug image)."""
     try:
-        from cv_bridge import CvBridge
+        import PIL  # noqa: F401 - only whether it imports
     except ImportError:
-        return None
-    return CvBridge()
+        return False
+    return True
 
 
 def select_device(requested: str, logger: RcutilsLogger) -> torch.device:
@@ -155,37 +158,104 @@ def select_device(requested: str, logger: RcutilsLogger) -> torch.device:
     return torch.device(requested)
 
 
-class HybridPoseNode(Node):
-    """The ROS 2 node around :class:`hybrid_pose_ros.estimator.StreamingRunner`."""
+class HybridPoseCore:
+    """
+    The node's work, shared by :class:`HybridPoseNode` and :class:`HybridPoseLifecycleNode`.
 
-    def __init__(self, **kwargs) -> None:
-        super().__init__('hybrid_pose_node', **kwargs)
-        self.ann_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix='ann')
-        self.bridge = _cv_bridge()
+    A mixin over an rclpy node: :meth:`_declare` declares and checks the parameters,
+    :meth:`_configure` loads and warms up the model, :meth:`_activate` creates the subscription,
+    publishers and timers, :meth:`_deactivate` destroys them and :meth:`_release` drops the
+    model. The plain node runs all of them at construction.
+    """
+
+    def _declare(self) -> None:
+        """Declare the parameters and check them (StartupError for a bad value)."""
+        self.model = None
+        self.ann_pool: ThreadPoolExecutor | None = None
+        self.subscription = None
+        self.publishers_and_timers: list = []
         self.params = self._declare_and_validate()
+        self.frame_id = self.params['frame_id']
+        self.events_topic = self.params['events_topic']   # resolved once subscribed
+        self.lock = threading.Lock()
+        self.pose_rate = RateWindow()
+        self.event_rate = RateWindow()
+        self._reset_stream()
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    def _configure(self) -> None:
+        """Select the device, load, prepare and warm up the model (StartupError on failure)."""
         self.device = select_device(self.params['device'], self.get_logger())
         self.checkpoint = self._load_checkpoint()
         self.snn_backend = self.params['snn_backend'] if self.device.type == 'cpu' else 'dense'
         self.ann_runtime = self._ann_runtime()
         self.ann_precision = self._ann_precision()
+        self._check_input_type()
         self.model = prepare_for_inference(self.checkpoint.model.to(self.device),
                                            self.params['threads'], snn_backend=self.snn_backend,
                                            ann_precision=self.ann_precision,
                                            ann_runtime=self.ann_runtime)
         warm_up(self.model)
         warm_up_sensor_histograms()
+        self.ann_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix='ann')
+        config = self.checkpoint.config
+        self.get_logger().info(
+            f'{self.checkpoint.preset} model from {self.checkpoint.path} on {self.device}: '
+            f'SNN {config.snn_rate_hz:.0f} Hz ({self.snn_backend}), ANN '
+            f'{config.ann_rate_hz:.0f} Hz ({self.ann_runtime}, {self.ann_precision})')
+
+    def _activate(self) -> None:
+        """Subscribe to the events and start publishing; the stream starts afresh."""
+        self._reset_stream()
+        self._create_interfaces()
+        self.get_logger().info(
+            f'listening to {self.events_topic} ({self.params["input_type"]}, '
+            f'{INPUT_TYPE_MESSAGES[self.params["input_type"]]})')
+
+    def _deactivate(self) -> None:
+        """Destroy the subscription, publishers and timers; drop the queued bins."""
+        if self.subscription is not None:
+            self.destroy_subscription(self.subscription)
+            self.subscription = None
+        for entity in self.publishers_and_timers:
+            if isinstance(entity, Timer):
+                self.destroy_timer(entity)
+            else:
+                self.destroy_publisher(entity)
+        self.publishers_and_timers = []
+        self._reset_stream()
+
+    def _release(self) -> None:
+        """Stop the ANN worker and drop the model (the lifecycle node's cleanup and shutdown)."""
+        self._deactivate()
+        if self.ann_pool is not None:
+            self.ann_pool.shutdown(wait=False, cancel_futures=True)
+            self.ann_pool = None
+        self.model = None
+        self.checkpoint = None
+
+    def _reset_stream(self) -> None:
+        """Forget the stream: window, queue, counters, rates and the first-message report."""
+        with self.lock:
+            for _, future, _ in getattr(self, 'queue', ()):
+                if future is not None:
+                    future.cancel()
+            for future in getattr(self, 'early_ann', {}).values():
+                future.cancel()
+            self.queue: deque[tuple[BinTask, AnnJob | None, float]] = deque()
+            self.early_ann: dict[int, AnnJob] = {}   # window start (us) -> ANN started early
+            # window start (us) -> its ANN's events, to start once this message's bins are stepped
+            self.deferred_ann: dict[int, np.ndarray] = {}
+            self.queued_events = 0
         self.runner: StreamingRunner | None = None
         self.geometry: SensorGeometry | None = None
-        self.frame_id = self.params['frame_id']
-        self.lock = threading.Lock()
-        self.queue: deque[tuple[BinTask, AnnJob | None, float]] = deque()
-        self.early_ann: dict[int, AnnJob] = {}   # window start (us) -> ANN started before it
-        # window start (us) -> its ANN's events, to start once this message's bins are stepped
-        self.deferred_ann: dict[int, np.ndarray] = {}
-        self.queued_events = 0
         self.resume_us = np.iinfo(np.int64).min
         self.marker_decimator = EventTimeDecimator()
+        self.image_decimator = EventTimeDecimator()
         self.due_markers: list[tuple[int, np.ndarray, np.ndarray]] = []   # (end us, xy, conf)
+        self.due_images: list[tuple[int, np.ndarray, np.ndarray]] = []
+        self.image_events = EventSpan()
+        self.image_wanted = False
         self.size_candidate: tuple[tuple[int, int], int] | None = None
         self.last_sequence: dict[bytes, int] = {}
         self.last_logged: dict[str, float] = {}
@@ -193,28 +263,26 @@ class HybridPoseNode(Node):
             'messages', 'events', 'decode_errors', 'messages_lost', 'size_dropped',
             'events_out_of_sensor', 'events_time_outliers', 'poses', 'nonfinite_poses',
             'nonfinite_joints', 'bins_dropped', 'windows_dropped', 'windows_skipped_after_gap',
-            'step_errors', 'message_errors', 'sensor_changes'), 0)
+            'step_errors', 'message_errors', 'sensor_changes', 'debug_images'), 0)
         self.reported: dict[str, int] = {}
         self.latencies_ms: deque[float] = deque(maxlen=1000)
         self.last_firing_rates: dict[str, float] = {}
         self.last_error = ''
+        self.input_problem = ''
         self.started = time.monotonic()
         self.last_input: float | None = None
-        self._create_interfaces()
-        self.add_on_set_parameters_callback(self._on_set_parameters)
-        config = self.checkpoint.config
-        self.get_logger().info(
-            f'{self.checkpoint.preset} model from {self.checkpoint.path} on {self.device}: '
-            f'SNN {config.snn_rate_hz:.0f} Hz ({self.snn_backend}), ANN '
-            f'{config.ann_rate_hz:.0f} Hz ({self.ann_runtime}, {self.ann_precision}); listening '
-            f'to {self.events_topic} ({self.params["input_type"]})')
+        self.pose_rate.reset()
+        self.event_rate.reset()
 
     def _declare_and_validate(self) -> dict:
         values = {}
         for spec in PARAMETERS:
-            # dynamic typing lets validate() report a wrong type as clearly as a wrong value
-            value = self.declare_parameter(spec.name, spec.default, ParameterDescriptor(
-                description=spec.description, dynamic_typing=True)).value
+            try:
+                value = self.declare_parameter(spec.name, spec.default, spec.descriptor()).value
+            except ParameterException:
+                # out of the descriptor's range: declare without it to report the value
+                value = self.declare_parameter(spec.name, spec.default,
+                                               spec.descriptor(ranges=False)).value
             problem = validate(spec.name, value)
             if problem:
                 raise StartupError(f'parameter {spec.name}={value!r}: {problem}')
@@ -260,20 +328,18 @@ class HybridPoseNode(Node):
         torch.set_num_threads(self.params['threads'])
         return loaded
 
-    def _create_interfaces(self) -> None:
-        reliability = (ReliabilityPolicy.BEST_EFFORT if self.params['qos_reliability']
-                       == 'best_effort' else ReliabilityPolicy.RELIABLE)
-        qos = QoSProfile(depth=self.params['qos_depth'], reliability=reliability,
-                         history=HistoryPolicy.KEEP_LAST)
+    def _check_input_type(self) -> None:
+        """Check that the input message type and packet decoder exist (StartupError if not)."""
         if self.params['input_type'] == 'dvs':
             try:
-                from dvs_msgs.msg import EventArray as message_type
+                from dvs_msgs.msg import EventArray
             except ImportError:
                 raise StartupError('input_type dvs needs dvs_msgs, which is not installed; '
                                    'build ros-event-camera/dvs_msgs or use event_packet') from None
+            self.message_type = EventArray
             self.decode = self._decode_event_array
         else:
-            from event_camera_msgs.msg import EventPacket as message_type
+            from event_camera_msgs.msg import EventPacket
             encoding = self.params['packet_encoding']
             if (encoding in codecs.EVENT_CAMERA_PY_ENCODINGS
                     and codecs.load_event_camera_py() is None):
@@ -281,25 +347,35 @@ class HybridPoseNode(Node):
                                    'not installed; install it with '
                                    f'`{codecs.EVENT_CAMERA_PY_INSTALL}` or use packet_encoding '
                                    'mono or auto')
+            self.message_type = EventPacket
             self.decode = codecs.PacketDecoder(use_event_camera_py=encoding != 'mono')
-        self.events_topic = self.params['events_topic']
-        self.create_subscription(message_type, self.events_topic,
-                                 message_callback(self._on_events), qos, raw=True,
-                                 callback_group=MutuallyExclusiveCallbackGroup())
+
+    def _create_interfaces(self) -> None:
+        reliability = (ReliabilityPolicy.BEST_EFFORT if self.params['qos_reliability']
+                       == 'best_effort' else ReliabilityPolicy.RELIABLE)
+        qos = QoSProfile(depth=self.params['qos_depth'], reliability=reliability,
+                         history=HistoryPolicy.KEEP_LAST)
+        self.subscription = self.create_subscription(
+            self.message_type, self.params['events_topic'], message_callback(self._on_events),
+            qos, raw=True, callback_group=MutuallyExclusiveCallbackGroup())
+        self.events_topic = self.subscription.topic_name   # resolved: namespace and remapping
         self.pose_pub = self.create_publisher(PoseArray, '~/pose', 10)
         self.marker_pub = self.create_publisher(MarkerArray, '~/skeleton', 10)
         self.image_pub = self.create_publisher(Image, '~/debug_image', 2)
+        self.compressed_pub = (self.create_publisher(CompressedImage,
+                                                     '~/debug_image/compressed', 2)
+                               if _pil_available() else None)
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         # steady timers: processing must not follow a paused or stopped /clock (use_sim_time)
         steady = Clock(clock_type=ClockType.STEADY_TIME)
-        self.create_timer(self.params['diagnostics_period'], self._publish_diagnostics,
-                          clock=steady, callback_group=MutuallyExclusiveCallbackGroup())
+        timer = self.create_timer(self.params['diagnostics_period'], self._publish_diagnostics,
+                                  clock=steady, callback_group=MutuallyExclusiveCallbackGroup())
+        self.publishers_and_timers = [
+            p for p in (self.pose_pub, self.marker_pub, self.image_pub, self.compressed_pub,
+                        self.diag_pub, timer) if p is not None]
 
     def _on_set_parameters(self, parameters) -> SetParametersResult:
         for parameter in parameters:
-            if parameter.name in STARTUP_ONLY:
-                return SetParametersResult(successful=False,
-                                           reason=f'{parameter.name} is read at startup only')
             problem = validate(parameter.name, parameter.value)
             if problem:
                 return SetParametersResult(successful=False,
@@ -335,6 +411,9 @@ class HybridPoseNode(Node):
     def _on_events(self, data: bytes, info: MessageInfo | None) -> None:
         received = time.monotonic()
         self.last_input = received
+        self.image_wanted = self.params['debug_image'] and self._image_subscribed()
+        if not self.image_wanted:
+            self.image_events.clear()
         self._count_lost(info)
         try:
             self._handle_message(data, received)
@@ -478,14 +557,20 @@ class HybridPoseNode(Node):
         if self.geometry is not None and (self.geometry.sensor_width, self.geometry.sensor_height
                                           ) == (width, height):
             return
+        config = self.checkpoint.config
+        geometry = SensorGeometry.for_sensor(width, height, config.input_width,
+                                             config.input_height)
         if self.geometry is not None:
             self.stats['sensor_changes'] += 1
             self.get_logger().warning(
                 f'sensor size changed from {self.geometry.sensor_width}x'
-                f'{self.geometry.sensor_height} to {width}x{height}; restarting the window')
-        config = self.checkpoint.config
-        self.geometry = SensorGeometry.for_sensor(width, height, config.input_width,
-                                                  config.input_height)
+                f'{self.geometry.sensor_height} to {width}x{height}; restarting the window; '
+                f'{describe_geometry(geometry)}')
+        else:
+            self.get_logger().info(f'first message on {self.events_topic}: {width}x{height} '
+                                   f'sensor, frame {self.frame_id!r}; '
+                                   f'{describe_geometry(geometry)}')
+        self.geometry = geometry
         binner = EventBinner(config.bin_us, history_events=config.ann_events,
                              reset_threshold_us=config.window_us)
         with self.lock:
@@ -499,7 +584,7 @@ class HybridPoseNode(Node):
                 HybridEstimator(self.model, self.geometry, self.device,
                                 ann_lead_bins=self.params['ann_lead_bins']), binner)
         self.resume_us = np.iinfo(np.int64).min
-        self.plane = None
+        self.image_events.clear()
 
     def _enforce_queue_bound(self) -> None:
         """Drop the oldest whole window while too many bins or events wait (with the lock)."""
@@ -530,6 +615,9 @@ class HybridPoseNode(Node):
                 self.queued_events -= len(task.bin.events)
                 runner = self.runner
             try:
+                if self.image_wanted:
+                    self.image_events.add(task.bin.end_us, task.bin.events,
+                                          round(self.params['debug_image_span_s'] * 1e6))
                 state = future.result() if future is not None else None
                 pose = runner.run_task(task, state)
                 if pose is not None:
@@ -540,6 +628,7 @@ class HybridPoseNode(Node):
                             f'{task.bin.end_us} us failed: {error!r}; the window ends')
                 runner.estimator.end_window()
         self._publish_due_markers()
+        self._publish_due_images()
 
     def _publish_due_markers(self) -> None:
         """Publish the markers of the poses due for them, after the poses (never delaying one)."""
@@ -552,6 +641,31 @@ class HybridPoseNode(Node):
             self._error('step_errors', f'publishing skeleton markers failed: {error!r}')
         finally:
             self.due_markers.clear()
+
+    def _image_subscribed(self) -> bool:
+        """Whether ~/debug_image or ~/debug_image/compressed has a subscriber."""
+        return self.image_pub.get_subscription_count() > 0 or (
+            self.compressed_pub is not None and self.compressed_pub.get_subscription_count() > 0)
+
+    def _publish_due_images(self) -> None:
+        """Publish the debug image of the last pose due for one, after the poses."""
+        if not self.due_images:
+            return
+        end_us, xy, confidence = self.due_images[-1]
+        self.due_images.clear()
+        try:
+            image = debug_image_rgb(
+                self.image_events.events(), self.geometry.sensor_width,
+                self.geometry.sensor_height, xy,
+                visible_joints(xy, confidence, self.params['min_confidence']))
+            header = self._header(end_us)
+            if self.image_pub.get_subscription_count() > 0:
+                self.image_pub.publish(image_message(header, image))
+            if self.compressed_pub is not None and self.compressed_pub.get_subscription_count():
+                self.compressed_pub.publish(compressed_image_message(header, image))
+            self.stats['debug_images'] += 1
+        except Exception as error:  # noqa: B902 - visualisation must not stop the node
+            self._error('step_errors', f'publishing the debug image failed: {error!r}')
 
     def _header(self, end_us: int) -> Header:
         """Return the header of an output for the bin ending at ``end_us`` (event time)."""
@@ -569,8 +683,9 @@ class HybridPoseNode(Node):
                                              pose.confidence, min_conf))
         if self.marker_decimator.due(pose.end_us, self.params['marker_rate_hz']):
             self.due_markers.append((pose.end_us, pose.xy, pose.confidence))
-        if self.params['debug_image'] and self.image_pub.get_subscription_count() > 0:
-            self.image_pub.publish(self._debug_image(self._header(pose.end_us), pose, task))
+        rate = self.params['debug_image_rate_hz']
+        if self.image_wanted and self.image_decimator.due(pose.end_us, rate):
+            self.due_images.append((pose.end_us, pose.xy, pose.confidence))
         self.stats['poses'] += 1
         self.last_firing_rates = pose.firing_rates
 
@@ -580,32 +695,22 @@ class HybridPoseNode(Node):
                           self.params['marker_plane_depth'], self.params['marker_pixel_size'],
                           (fx, fy, cx, cy) if fx > 0 else None)
 
-    def _debug_image(self, header: Header, pose, task: BinTask) -> Image:
-        width, height = self.geometry.sensor_width, self.geometry.sensor_height
-        image = event_image(task.bin.events, width, height)
-        visible = visible_joints(pose.xy, pose.confidence, self.params['min_confidence'])
-        draw_skeleton(image, np.nan_to_num(pose.xy), visible)
-        if self.bridge is not None:
-            try:
-                return self.bridge.cv2_to_imgmsg(image, encoding='rgb8', header=header)
-            except Exception as error:  # noqa: B902 - a broken cv_bridge must not stop the node
-                self.get_logger().warning(f'cv_bridge failed ({error!r}); building images '
-                                          'with numpy from now on')
-                self.bridge = None
-        return Image(header=header, height=height, width=width, encoding='rgb8',
-                     is_bigendian=0, step=width * 3, data=image.tobytes())
-
     def diagnostics_values(self) -> dict[str, str]:
         """Return counters, rates and model activity as strings (for /diagnostics)."""
         now = time.monotonic()
-        elapsed = max(now - self.started, 1e-9)
         values = {k: str(v) for k, v in self.stats.items()}
         values['device'] = str(self.device)
         values['snn_backend'] = self.snn_backend
         values['ann_precision'] = self.ann_precision
         values['ann_runtime'] = self.ann_runtime
-        values['pose_rate_hz'] = f'{self.stats["poses"] / elapsed:.1f}'
-        values['event_rate_mev_s'] = f'{self.stats["events"] / elapsed / 1e6:.3f}'
+        # over the last RATE_WINDOW_S seconds (each call adds a sample)
+        values['pose_rate_hz'] = f'{self.pose_rate.rate(now, self.stats["poses"]):.1f}'
+        values['event_rate_mev_s'] = (
+            f'{self.event_rate.rate(now, self.stats["events"]) / 1e6:.3f}')
+        values['events_topic'] = self.events_topic
+        if self.geometry is not None:
+            values['sensor'] = (f'{self.geometry.sensor_width}x'
+                                f'{self.geometry.sensor_height}')
         values['seconds_since_input'] = ('' if self.last_input is None
                                          else f'{now - self.last_input:.1f}')
         values['queued_bins'] = str(len(self.queue))
@@ -640,21 +745,117 @@ class HybridPoseNode(Node):
         idle = self.last_input is not None and time.monotonic() - self.last_input > IDLE_AFTER_S
         if idle:
             parts.append(f'no input for {values["seconds_since_input"]} s')
+        if self.input_problem:
+            parts.append(self.input_problem)
         level = (DiagnosticStatus.ERROR if errors else
-                 DiagnosticStatus.WARN if drops else DiagnosticStatus.OK)
+                 DiagnosticStatus.WARN if drops or self.input_problem else DiagnosticStatus.OK)
         return DiagnosticStatus(
             level=level, name=f'{self.get_fully_qualified_name()}: hybrid pose',
             hardware_id=str(self.device), message='; '.join(parts) or 'ok',
             values=[KeyValue(key=k, value=v) for k, v in values.items()])
 
+    def _check_input(self) -> None:
+        """
+        Set :attr:`input_problem` while no message arrived ``no_input_timeout`` s after start.
+
+        The text names the resolved topic, and the type of a publisher on it that sends another
+        message type (or where the event topics are): logged as a warning when it changes.
+        """
+        waited = time.monotonic() - self.started
+        timeout = self.params['no_input_timeout']
+        if self.last_input is not None or timeout <= 0 or waited < timeout:
+            self.input_problem = ''
+            return
+        publishers = [Endpoint(info.topic_type, info.qos_profile.reliability
+                               == ReliabilityPolicy.BEST_EFFORT)
+                      for info in self.get_publishers_info_by_topic(self.events_topic)]
+        problem = no_input_problem(
+            self.events_topic, self.params['input_type'], timeout,
+            self.params['qos_reliability'] == 'reliable', publishers,
+            event_topics(self.get_topic_names_and_types()))
+        if problem != self.input_problem:
+            self.get_logger().warning(problem)
+        self.input_problem = problem
+
     def _publish_diagnostics(self) -> None:
+        self._check_input()
         self.diag_pub.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
                                               status=[self.diagnostics_status()]))
 
     def destroy_node(self) -> None:
         """Stop the ANN worker, then destroy the node."""
-        self.ann_pool.shutdown(wait=False, cancel_futures=True)
+        if self.ann_pool is not None:
+            self.ann_pool.shutdown(wait=False, cancel_futures=True)
         super().destroy_node()
+
+
+class HybridPoseNode(HybridPoseCore, Node):
+    """The plain node: configured and active from construction to shutdown."""
+
+    def __init__(self, **kwargs) -> None:
+        Node.__init__(self, NODE_NAME, **kwargs)
+        self._declare()
+        self._configure()
+        self._activate()
+
+
+class HybridPoseLifecycleNode(HybridPoseCore, LifecycleNode):
+    """
+    The managed node (``hybrid_pose_node --lifecycle``).
+
+    Constructed it declares and checks the parameters; configure loads and warms up the model
+    (a failure leaves it unconfigured, with the reason logged); activate subscribes and
+    publishes; deactivate stops both and keeps the model; cleanup drops the model; shutdown
+    from any state stops everything.
+    """
+
+    def __init__(self, **kwargs) -> None:
+        LifecycleNode.__init__(self, NODE_NAME, **kwargs)
+        self._declare()
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Load and warm up the model."""
+        try:
+            self._configure()
+        except StartupError as error:
+            self.get_logger().error(f'configure failed: {error}')
+            self._release()
+            return TransitionCallbackReturn.FAILURE
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Subscribe to the events and publish."""
+        self._activate()
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop subscribing and publishing; keep the model."""
+        self._deactivate()
+        self.get_logger().info('deactivated')
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Drop the model."""
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop everything."""
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop everything after a failed transition; the node can be configured again."""
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+
+def describe_geometry(geometry: SensorGeometry) -> str:
+    """Return the crop and scale the model sees, for the log."""
+    g = geometry
+    return (f'the model sees columns {g.crop_x0}..{g.crop_x0 + g.crop_width - 1} and rows '
+            f'{g.crop_y0}..{g.crop_y0 + g.crop_height - 1} ({g.crop_width}x{g.crop_height}, '
+            f'{g.policy}) scaled by {g.scale:.3f} to {g.input_width}x{g.input_height}')
 
 
 def log_directory() -> pathlib.Path:
@@ -679,8 +880,14 @@ def log_directory_problem() -> str | None:
 
 
 def main(args: list[str] | None = None) -> None:
-    """Run the node until shutdown; configuration errors exit with one message and code 2."""
+    """
+    Run the node until shutdown; configuration errors exit with one message and code 2.
+
+    ``--lifecycle`` runs the managed node; ``-h``/``--help`` prints the usage. Ctrl-C during
+    start-up exits with status 130 and no traceback (see :mod:`hybrid_pose_ros.tools.node`).
+    """
     args = list(sys.argv if args is None else args)
+    lifecycle = '--lifecycle' in parse(args, NODE_USAGE, ('--lifecycle',))
     if '--disable-external-lib-logs' not in args:
         problem = log_directory_problem()
         if problem:
@@ -693,12 +900,16 @@ def main(args: list[str] | None = None) -> None:
         print(f'hybrid_pose_node: cannot initialise ROS: {str(error).splitlines()[0]}',
               file=sys.stderr)
         sys.exit(2)
+    node = None
     try:
-        node = HybridPoseNode()
+        node = HybridPoseLifecycleNode() if lifecycle else HybridPoseNode()
     except StartupError as error:
         print(f'hybrid_pose_node: {error}', file=sys.stderr)
         rclpy.try_shutdown()
         sys.exit(2)
+    except KeyboardInterrupt:
+        rclpy.try_shutdown()
+        sys.exit(INTERRUPTED)
     spin_until_shutdown(node)
 
 

@@ -8,13 +8,18 @@ missing joint (not detected, below ``min_confidence``, or non-finite) has NaN po
 confidence, so it can never be mistaken for a joint at the image corner. Poses are in
 :data:`hybrid_pose_ros.skeleton.JOINT_NAMES` order.
 """
+from collections import deque
 from dataclasses import dataclass
+import io
 
 from builtin_interfaces.msg import Duration, Time
 from geometry_msgs.msg import Point
+from hybrid_pose_ros.events.event_array import EVENT_DTYPE
 from hybrid_pose_ros.ros import codecs
-from hybrid_pose_ros.skeleton import SKELETON_EDGES
+from hybrid_pose_ros.skeleton import JOINT_NAMES, SKELETON_EDGES
+from hybrid_pose_ros.visualize import draw_skeleton
 import numpy as np
+from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
@@ -176,3 +181,84 @@ def skeleton_markers_3d(header: Header, points: np.ndarray, lifetime_s: float) -
     joints.color = ColorRGBA(r=0.1, g=0.9, b=0.3, a=1.0)
     joints.points = [Point(x=p[0], y=p[1], z=p[2]) for p, ok in zip(points, present) if ok]
     return MarkerArray(markers=[joints, _bones(header, points, present, lifetime, 0.02)])
+
+
+LEFT_COLOR = (40, 230, 40)
+"""Left joints and bones of the debug image (green)."""
+RIGHT_COLOR = (240, 40, 240)
+"""Right joints and bones of the debug image (magenta)."""
+CENTRE_COLOR = (255, 255, 255)
+"""The head and the bones across the body (white)."""
+ON_COLOR, OFF_COLOR = np.array([255, 150, 40]), np.array([60, 140, 255])
+JPEG_QUALITY = 85
+_LEFT = np.array(['left' in name for name in JOINT_NAMES])
+_RIGHT = np.array(['right' in name for name in JOINT_NAMES])
+
+
+class EventSpan:
+    """The events of the last ``span_us`` of event time, kept as per-bin arrays."""
+
+    def __init__(self) -> None:
+        self.bins: deque[tuple[int, np.ndarray]] = deque()
+
+    def add(self, end_us: int, events: np.ndarray, span_us: int) -> None:
+        """Keep the events of the bin ending at ``end_us``; forget those older than the span."""
+        if self.bins and end_us < self.bins[-1][0]:
+            self.bins.clear()   # time went back (a looped bag): start again
+        self.bins.append((end_us, events))
+        while self.bins and self.bins[0][0] <= end_us - span_us:
+            self.bins.popleft()
+
+    def events(self) -> np.ndarray:
+        """Return the kept events, oldest first."""
+        if not self.bins:
+            return np.empty(0, dtype=EVENT_DTYPE)
+        return np.concatenate([events for _, events in self.bins])
+
+    def clear(self) -> None:
+        """Forget every kept bin."""
+        self.bins.clear()
+
+
+def debug_image_rgb(events: np.ndarray, width: int, height: int, xy: np.ndarray,
+                    visible: np.ndarray) -> np.ndarray:
+    """
+    Draw ``events`` and the skeleton as an ``[H, W, 3]`` uint8 image.
+
+    A pixel's brightness grows with its event count (one event is already clearly visible),
+    its hue is the polarity of the majority (ON orange, OFF blue). Left joints and bones are
+    green, right ones magenta, the head and the bones across the body white.
+    """
+    inside = (events['x'] < width) & (events['y'] < height)
+    events = events[inside]
+    index = events['y'].astype(np.int64) * width + events['x']
+    counts = np.bincount(index, minlength=width * height)
+    on = np.bincount(index, weights=events['p'].astype(np.float64), minlength=width * height)
+    seen = counts > 0
+    level = np.zeros(width * height)
+    level[seen] = np.minimum(1.0, 0.45 + 0.18 * np.log2(counts[seen]))
+    color = np.where((on * 2 >= counts)[:, None], ON_COLOR, OFF_COLOR)
+    image = np.full((width * height, 3), 16.0)
+    image[seen] = color[seen] * level[seen, None]
+    image = image.reshape(height, width, 3).astype(np.uint8)
+    xy = np.nan_to_num(xy)
+    draw_skeleton(image, xy, visible, CENTRE_COLOR)
+    draw_skeleton(image, xy, visible & _LEFT, LEFT_COLOR)
+    draw_skeleton(image, xy, visible & _RIGHT, RIGHT_COLOR)
+    return image
+
+
+def image_message(header: Header, image: np.ndarray) -> Image:
+    """Return an ``rgb8`` ``sensor_msgs/Image`` of an ``[H, W, 3]`` uint8 image."""
+    height, width = image.shape[:2]
+    return Image(header=header, height=height, width=width, encoding='rgb8', is_bigendian=0,
+                 step=width * 3, data=image.tobytes())
+
+
+def compressed_image_message(header: Header, image: np.ndarray) -> CompressedImage:
+    """Return a JPEG ``sensor_msgs/CompressedImage`` (as image_transport's ``compressed``)."""
+    from PIL import Image as PilImage
+    buffer = io.BytesIO()
+    PilImage.fromarray(image).save(buffer, format='JPEG', quality=JPEG_QUALITY)
+    return CompressedImage(header=header, format='rgb8; jpeg compressed bgr8',
+                           data=buffer.getvalue())

@@ -2,9 +2,13 @@
 The ``hybrid_pose_node`` and ``hybrid_pose_3d_node`` commands: options, ``--help``, Ctrl-C.
 
 Nothing heavy is imported before the options are read, so ``--help`` answers at once without
-starting ROS, and Ctrl-C while torch, rclpy or the model load exits quietly (status 130, no
-traceback) like Ctrl-C while the node runs (status 0 after a clean shutdown).
+starting ROS. Ctrl-C during start-up (imports, model loading, warm-up) ends the process at once
+with one line and status 130: a KeyboardInterrupt there can land in an import-lock callback,
+where Python ignores it and the node would start anyway. Once the node spins, Ctrl-C shuts it
+down cleanly (status 0).
 """
+import os
+import signal
 import sys
 
 NODE_USAGE = """usage: hybrid_pose_node [-h] [--lifecycle] [--ros-args ...]
@@ -37,12 +41,26 @@ options:
 
 ROS arguments follow --ros-args, for example:
   hybrid_pose_3d_node --ros-args --params-file config/multi_camera.yaml
-Calibration: calibration_files (YAML or DHP19 P*.npy). Outputs: ~/pose_3d, ~/skeleton_3d,
+Calibration: calibration_files (YAML or DHP19 P*.npy), or camera_info_topics
+(sensor_msgs/CameraInfo) with the camera poses from TF. Outputs: ~/pose_3d, ~/skeleton_3d,
 /diagnostics. Parameters: docs/parameters.md.
 """
 
 INTERRUPTED = 130
 """Exit status after Ctrl-C during start-up (128 + SIGINT), as a shell reports it."""
+
+
+def exit_on_interrupt(program: str) -> None:
+    """Make Ctrl-C end the process at once (start-up), with one line and status 130."""
+    def interrupted(signum: int, frame: object) -> None:
+        os.write(2, f'{program}: interrupted during start-up\n'.encode())
+        os._exit(INTERRUPTED)
+    signal.signal(signal.SIGINT, interrupted)
+
+
+def interrupt_normally() -> None:
+    """Let Ctrl-C raise KeyboardInterrupt again (the spin loop shuts the node down on it)."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def user_arguments(argv: list[str]) -> list[str]:
@@ -71,22 +89,18 @@ def main(argv: list[str] | None = None) -> None:
     """Run ``hybrid_pose_node``."""
     argv = list(sys.argv if argv is None else argv)
     parse(argv, NODE_USAGE, ('--lifecycle',))
-    try:
-        from hybrid_pose_ros.ros.node import main as run
-        run(argv)
-    except KeyboardInterrupt:
-        sys.exit(INTERRUPTED)
+    exit_on_interrupt('hybrid_pose_node')
+    from hybrid_pose_ros.ros.node import main as run
+    run(argv)
 
 
 def main_3d(argv: list[str] | None = None) -> None:
     """Run ``hybrid_pose_3d_node``."""
     argv = list(sys.argv if argv is None else argv)
     parse(argv, NODE_3D_USAGE, ())
-    try:
-        from hybrid_pose_ros.ros.node_3d import main as run
-        run(argv)
-    except KeyboardInterrupt:
-        sys.exit(INTERRUPTED)
+    exit_on_interrupt('hybrid_pose_3d_node')
+    from hybrid_pose_ros.ros.node_3d import main as run
+    run(argv)
 
 
 if __name__ == '__main__':
