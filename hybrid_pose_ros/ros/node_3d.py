@@ -12,7 +12,21 @@ has already delivered a later stamp (each camera's poses arrive in stamp order),
 seconds (wall clock) after its first pose arrived; groups are published in stamp order. Poses
 older than the last published group are late; groups with one camera are unmatched; both are
 dropped and counted in ``/diagnostics``, as are groups pushed out by ``max_pending``.
+
+Calibration: ``calibration_files`` (YAML or DHP19 ``P*.npy``), or ``camera_info_topics``: each
+camera's intrinsics ``K`` and size from its ``sensor_msgs/CameraInfo`` and its pose from TF
+(``/tf`` and ``/tf_static``; the chain from the CameraInfo frame, or ``frame_ids``, up to
+``world_frame``, with the latest transform of each frame: cameras on fixed mounts). Poses that
+arrive before every camera is calibrated are dropped and counted (``waiting_calibration``), and
+``/diagnostics`` says what is missing. Lens distortion (``D``) is not applied: the 2D poses are
+raw sensor pixels.
+
+A triangulated joint whose reprojection lies more than ``max_reprojection_error`` pixels from
+the 2D joint in any view that saw it is published as missing and counted
+(``rejected_joints``). ``/diagnostics`` runs on a steady (wall) timer, so it keeps reporting
+while a replayed ``/clock`` stops (``use_sim_time``).
 """
+from collections import deque
 from dataclasses import dataclass, field, replace
 import sys
 import time
@@ -168,7 +182,64 @@ def _any(_: Any) -> None:
     return None
 
 
-STRING_ARRAYS = ('cameras', 'pose_topics', 'calibration_files', 'frame_ids')
+def quaternion_to_rotation(x: float, y: float, z: float, w: float) -> np.ndarray:
+    """Return the rotation matrix of a (normalised) quaternion ``xyzw``."""
+    q = np.array([x, y, z, w], dtype=np.float64)
+    x, y, z, w = q / np.linalg.norm(q)
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+
+
+class TransformTree:
+    """
+    The latest transform of each frame from ``/tf`` and ``/tf_static`` (no ROS, no time).
+
+    :meth:`pose` composes the chain from a frame up to a root frame.
+    """
+
+    MAX_DEPTH = 64
+
+    def __init__(self) -> None:
+        self.parents: dict[str, tuple[str, np.ndarray, np.ndarray]] = {}
+
+    def add(self, parent: str, child: str, translation: np.ndarray,
+            rotation: np.ndarray) -> None:
+        """Set ``child``'s pose in ``parent``: ``p_parent = rotation @ p_child + translation``."""
+        self.parents[child.lstrip('/')] = (parent.lstrip('/'), rotation, translation)
+
+    def pose(self, frame: str, root: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """Return ``frame``'s rotation and translation in ``root``, or None if not connected."""
+        frame, root = frame.lstrip('/'), root.lstrip('/')
+        rotation, translation = np.eye(3), np.zeros(3)
+        for _ in range(self.MAX_DEPTH):
+            if frame == root:
+                return rotation, translation
+            if frame not in self.parents:
+                return None
+            frame, r, t = self.parents[frame]
+            rotation, translation = r @ rotation, r @ translation + t
+        return None
+
+
+def camera_from_info(name: str, k: np.ndarray, width: int, height: int, frame_id: str,
+                     rotation: np.ndarray, translation: np.ndarray) -> CameraCalibration:
+    """Build a camera from intrinsics ``K`` and its optical frame's pose in the world."""
+    world_to_camera = rotation.T
+    projection = k @ np.hstack([world_to_camera, (-world_to_camera @ translation)[:, None]])
+    return CameraCalibration(name, projection, frame_id, width, height)
+
+
+def reprojection_errors(cameras: list[CameraCalibration], points: np.ndarray,
+                        xy: np.ndarray) -> np.ndarray:
+    """Return ``[C, J]`` pixel distances between the projected ``points`` and ``xy`` (NaN)."""
+    projected = np.stack([camera.project(points) for camera in cameras])
+    return np.linalg.norm(projected - xy, axis=-1)
+
+
+STRING_ARRAYS = ('cameras', 'pose_topics', 'calibration_files', 'camera_info_topics',
+                 'frame_ids')
 
 PARAMETERS_3D: tuple[ParameterSpec, ...] = (
     ParameterSpec('cameras', None, 'Camera names (at least two); each is looked up in its '
@@ -176,7 +247,12 @@ PARAMETERS_3D: tuple[ParameterSpec, ...] = (
     ParameterSpec('pose_topics', None, 'PoseArray topic per camera; empty uses '
                   '/<camera>/hybrid_pose_node/pose.', _string_list),
     ParameterSpec('calibration_files', None, 'Calibration YAML file or DHP19 folder of '
-                  'P*.npy: one for all cameras, or one per camera.', _string_list),
+                  'P*.npy: one for all cameras, or one per camera. Leave empty with '
+                  'camera_info_topics.', _string_list),
+    ParameterSpec('camera_info_topics', None, 'sensor_msgs/CameraInfo topic per camera, '
+                  'instead of calibration_files: the intrinsics K and the size come from it, '
+                  "the camera's pose from TF (world_frame -> the CameraInfo frame_id, or "
+                  'frame_ids). D (distortion) is not applied.', _string_list),
     ParameterSpec('frame_ids', None, 'Optical frame per camera for /tf_static; empty uses '
                   "the calibration's frame_id (default <camera>_optical_frame).", _string_list),
     ParameterSpec('world_frame', 'world', 'Frame of ~/pose_3d, ~/skeleton_3d and the static '
@@ -195,13 +271,18 @@ PARAMETERS_3D: tuple[ParameterSpec, ...] = (
                   'weighs all views 1.', _any),
     ParameterSpec('refine_iterations', 5, 'Gauss-Newton steps on the weighted reprojection '
                   'error after the DLT; 0 disables.', _at_least(0)),
+    ParameterSpec('max_reprojection_error', 30.0, 'Pixels: a triangulated joint that '
+                  'reprojects further than this from its 2D joint in any view that saw it is '
+                  'published as missing and counted (rejected_joints); 0 disables.',
+                  _at_least(0.0)),
     ParameterSpec('qos_depth', 50, 'Subscription depth per camera.', _at_least(1)),
     ParameterSpec('qos_reliability', 'reliable', 'reliable (as hybrid_pose_node publishes) or '
                   'best_effort.', _reliability),
     ParameterSpec('marker_lifetime', 0.25, 'Seconds.', _at_least(0.0)),
     ParameterSpec('publish_tf', True, 'Publish world -> camera optical frame transforms on '
                   '/tf_static (needs tf2_msgs).', _any),
-    ParameterSpec('diagnostics_period', 1.0, 'Seconds.', _at_least(0.01)),
+    ParameterSpec('diagnostics_period', 1.0, 'Seconds between /diagnostics messages (steady '
+                  'clock: they go on while a replayed /clock stops).', _at_least(0.01)),
 )
 
 
@@ -235,18 +316,26 @@ class HybridPose3dNode(Node):
         super().__init__('hybrid_pose_3d_node', **kwargs)
         self.params = self._declare_and_validate()
         self.names = list(self.params['cameras'])
-        self.cameras = self._load_cameras()
+        self.from_camera_info = bool(self.params['camera_info_topics'])
+        self.intrinsics: list[tuple[np.ndarray, int, int, str] | None] = [None] * len(self.names)
+        self.tf_tree = TransformTree()
+        self.cameras: list[CameraCalibration | None] = (
+            [None] * len(self.names) if self.from_camera_info else self._load_cameras())
         self.matcher = StampMatcher(
             len(self.names), int(round(self.params['stamp_tolerance'] * 1e9)),
             self.params['timeout'], self.params['max_pending'])
-        self.stats = {'published': 0, 'joints_missing': 0, 'errors': 0}
+        self.stats = {'published': 0, 'joints_missing': 0, 'errors': 0, 'rejected_joints': 0,
+                      'waiting_calibration': 0}
+        self.reprojection_px: deque[float] = deque(maxlen=1000)
         self.reported_drops = 0
         self.last_error = ''
         self.started = time.monotonic()
         self._create_interfaces()
         self.get_logger().info(
             f'triangulating {", ".join(self.names)} from {", ".join(self.topics)} into '
-            f'{self.params["world_frame"]}')
+            f'{self.params["world_frame"]}' + (
+                f'; calibration from {", ".join(self.params["camera_info_topics"])} and TF'
+                if self.from_camera_info else ''))
 
     def _declare_and_validate(self) -> dict:
         values = {}
@@ -264,8 +353,12 @@ class HybridPose3dNode(Node):
         if len(names) < 2 or len(set(names)) != len(names):
             raise StartupError(f'parameter cameras={names!r}: needs at least two distinct '
                                'camera names')
-        for key in ('pose_topics', 'calibration_files', 'frame_ids'):
-            allowed = (1, len(names)) if key == 'calibration_files' else (0, len(names))
+        if values['camera_info_topics'] and values['calibration_files']:
+            raise StartupError('parameters calibration_files and camera_info_topics: set one '
+                               'of them, not both')
+        for key in ('pose_topics', 'calibration_files', 'camera_info_topics', 'frame_ids'):
+            allowed = ((1, len(names)) if key == 'calibration_files'
+                       and not values['camera_info_topics'] else (0, len(names)))
             if len(values[key]) not in allowed:
                 raise StartupError(f'parameter {key}={values[key]!r}: needs '
                                    f'{" or ".join(map(str, sorted(set(allowed))))} entries '
@@ -308,9 +401,81 @@ class HybridPose3dNode(Node):
         # timeouts are wall-clock: a steady timer also runs when sim time has no /clock yet
         self.create_timer(min(self.params['timeout'] / 2.0, 0.05), self._on_expire_timer,
                           clock=Clock(clock_type=ClockType.STEADY_TIME))
-        self.create_timer(self.params['diagnostics_period'], self._publish_diagnostics)
-        if self.params['publish_tf']:
+        self.create_timer(self.params['diagnostics_period'], self._publish_diagnostics,
+                          clock=Clock(clock_type=ClockType.STEADY_TIME))
+        if self.from_camera_info:
+            self._subscribe_calibration()
+        elif self.params['publish_tf']:
             self._publish_static_transforms()
+
+    def _subscribe_calibration(self) -> None:
+        """Subscribe to each camera's CameraInfo and to /tf and /tf_static."""
+        from sensor_msgs.msg import CameraInfo
+        try:
+            from tf2_msgs.msg import TFMessage
+        except ImportError:
+            raise StartupError('camera_info_topics needs TF, and tf2_msgs is not installed '
+                               '(apt install ros-$ROS_DISTRO-tf2-msgs)') from None
+        info_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT,
+                              history=HistoryPolicy.KEEP_LAST)   # matches reliable ones too
+        for index, topic in enumerate(self.params['camera_info_topics']):
+            self.create_subscription(CameraInfo, topic,
+                                     lambda msg, i=index: self._on_camera_info(i, msg), info_qos)
+        static_qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                                durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                                history=HistoryPolicy.KEEP_LAST)
+        self.create_subscription(TFMessage, '/tf_static', self._on_transforms, static_qos)
+        self.create_subscription(TFMessage, '/tf', self._on_transforms, 100)
+
+    def _on_camera_info(self, camera: int, msg) -> None:
+        k = np.array(msg.k, dtype=np.float64).reshape(3, 3)
+        if not (np.isfinite(k).all() and k[0, 0] > 0 and k[1, 1] > 0 and msg.width
+                and msg.height):
+            self.stats['errors'] += 1
+            self.last_error = (f'{self.params["camera_info_topics"][camera]}: unusable '
+                               f'CameraInfo (K {k.ravel().tolist()}, {msg.width}x{msg.height})')
+            self.get_logger().warning(self.last_error, throttle_duration_sec=5.0)
+            return
+        frame = (self.params['frame_ids'][camera] if self.params['frame_ids']
+                 else msg.header.frame_id)
+        self.intrinsics[camera] = (k, int(msg.width), int(msg.height), frame)
+        self._update_calibration()
+
+    def _on_transforms(self, msg) -> None:
+        for transform in msg.transforms:
+            t, r = transform.transform.translation, transform.transform.rotation
+            self.tf_tree.add(transform.header.frame_id, transform.child_frame_id,
+                             np.array([t.x, t.y, t.z]), quaternion_to_rotation(r.x, r.y, r.z, r.w))
+        self._update_calibration()
+
+    def _update_calibration(self) -> None:
+        """Rebuild each camera with intrinsics and a pose in the world; log when all are."""
+        was_complete = all(camera is not None for camera in self.cameras)
+        for index, intrinsics in enumerate(self.intrinsics):
+            if intrinsics is None:
+                continue
+            k, width, height, frame = intrinsics
+            pose = self.tf_tree.pose(frame, self.params['world_frame'])
+            self.cameras[index] = None if pose is None else camera_from_info(
+                self.names[index], k, width, height, frame, *pose)
+        if not was_complete and all(camera is not None for camera in self.cameras):
+            self.get_logger().info('calibrated from CameraInfo and TF: ' + '; '.join(
+                f'{c.name} {c.width}x{c.height} in {c.frame_id} at '
+                f'{np.round(c.center, 3).tolist()} m' for c in self.cameras))
+
+    def missing_calibration(self) -> list[str]:
+        """Return what each uncalibrated camera still lacks (empty when all are calibrated)."""
+        missing = []
+        for index, camera in enumerate(self.cameras):
+            if camera is not None:
+                continue
+            if self.intrinsics[index] is None:
+                missing.append(f'{self.names[index]}: no CameraInfo on '
+                               f'{self.params["camera_info_topics"][index]}')
+            else:
+                missing.append(f'{self.names[index]}: no TF from {self.params["world_frame"]} '
+                               f'to {self.intrinsics[index][3]}')
+        return missing
 
     def _publish_static_transforms(self) -> None:
         try:
@@ -344,6 +509,9 @@ class HybridPose3dNode(Node):
             self.last_error = f'{self.topics[camera]}: {len(xy)} poses, expected {NUM_JOINTS}'
             self.get_logger().warning(self.last_error, throttle_duration_sec=5.0)
             return
+        if any(c is None for c in self.cameras):
+            self.stats['waiting_calibration'] += 1
+            return
         ready = self.matcher.add(camera, stamp_ns(msg.header.stamp), xy, confidence,
                                  time.monotonic())
         for pose_set in ready:
@@ -366,8 +534,21 @@ class HybridPose3dNode(Node):
             xy[camera] = np.where(seen[:, None], view_xy, np.nan)
             weight = confidence if self.params['use_confidence'] else 1.0
             weights[camera] = np.where(seen, weight, 0.0)
-        return triangulate_joints(self.cameras, xy, weights, self.params['min_views'],
-                                  self.params['refine_iterations'])
+        points = triangulate_joints(self.cameras, xy, weights, self.params['min_views'],
+                                    self.params['refine_iterations'])
+        errors = reprojection_errors(self.cameras, points, xy)
+        worst = np.nanmax(np.where(weights > 0, errors, np.nan), axis=0, initial=-np.inf)
+        limit = self.params['max_reprojection_error']
+        rejected = np.isfinite(points).all(axis=-1) & (worst > limit) if limit > 0 else (
+            np.zeros(len(points), bool))
+        self.reprojection_px.extend(worst[np.isfinite(points).all(axis=-1) & ~rejected])
+        if rejected.any():
+            self.stats['rejected_joints'] += int(rejected.sum())
+            self.last_error = (f'rejected {int(rejected.sum())} joint(s) reprojecting more than '
+                               f'{limit} px from their 2D joints (worst '
+                               f'{float(worst[rejected].max()):.1f} px)')
+            points[rejected] = np.nan
+        return points
 
     def _publish(self, pose_set: PoseSet) -> None:
         points = self.triangulate(pose_set)
@@ -389,19 +570,27 @@ class HybridPose3dNode(Node):
             values[f'received_{name}'] = str(count)
         values.update({k: str(v) for k, v in self.stats.items()})
         values['pose_rate_hz'] = f'{self.stats["published"] / elapsed:.1f}'
+        if self.reprojection_px:
+            values['reprojection_error_median_px'] = f'{np.median(self.reprojection_px):.2f}'
         values['last_error'] = self.last_error
         return values
 
     def _publish_diagnostics(self) -> None:
         values = self.diagnostics_values()
         drops = sum(int(values[k]) for k in ('late_poses', 'unmatched_poses', 'forced_sets',
-                                             'errors'))
-        level = DiagnosticStatus.WARN if drops > self.reported_drops else DiagnosticStatus.OK
+                                             'errors', 'rejected_joints',
+                                             'waiting_calibration'))
+        missing = self.missing_calibration()
+        level = (DiagnosticStatus.WARN if drops > self.reported_drops or missing
+                 else DiagnosticStatus.OK)
         self.reported_drops = drops
+        # compared, not tested for truth: the level constants are non-empty bytes
+        message = ('waiting for calibration: ' + '; '.join(missing) if missing else
+                   'ok' if level == DiagnosticStatus.OK else
+                   'dropping unmatched, late or badly reprojecting poses')
         status = DiagnosticStatus(
             level=level, name=f'{self.get_fully_qualified_name()}: 3d pose',
-            hardware_id=','.join(self.names),
-            message='dropping unmatched or late poses' if level else 'ok',
+            hardware_id=','.join(self.names), message=message,
             values=[KeyValue(key=k, value=v) for k, v in values.items()])
         self.diag_pub.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
                                               status=[status]))
