@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 MUTMUT_VERSION=3.8.1
-PY=$ROOT/.venv/bin/python
+PY=${VENV:-$ROOT/.venv}/bin/python
 WORK=${MUTATE_DIR:-$ROOT/build/mutate}
 JOBS=${MUTATE_JOBS:-2}
 TOOLS=$WORK/tools
