@@ -1,7 +1,14 @@
 # hybrid_pose_ros on a machine without ROS: `make test` and `make demo` set everything up.
 # Every target that starts ROS processes keeps DDS on loopback in a domain of its own.
 SHELL := /bin/bash
-VENV := $(CURDIR)/.venv
+# The ROS 2 distribution: kilted (.venv) unless given on the command line, e.g.
+# `make test ROS_DISTRO=jazzy` (.venv-jazzy); a sourced ROS's ROS_DISTRO is not used.
+ifneq ($(origin ROS_DISTRO),command line)
+ROS_DISTRO := kilted
+endif
+export ROS_DISTRO
+VENV := $(CURDIR)/$(if $(filter kilted,$(ROS_DISTRO)),.venv,.venv-$(ROS_DISTRO))
+export VENV
 PYTHON := $(VENV)/bin/python
 ROS_ENV := ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_DOMAIN_ID=$$(( RANDOM % 100 + 1 ))
 
@@ -36,4 +43,4 @@ mutate: setup
 	$(ROS_ENV) bash scripts/mutate.sh $(GROUPS)
 
 clean:
-	rm -rf $(VENV) build demo_output bench_output
+	rm -rf $(CURDIR)/.venv $(CURDIR)/.venv-jazzy build demo_output bench_output

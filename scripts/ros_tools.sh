@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-VENV=${VENV:-$ROOT/.venv}
+VENV=${VENV:-$ROOT/.venv}   # .venv-jazzy for the Jazzy one (the Makefile sets it)
 VENDOR=${ROS_VENDOR:-$ROOT/../shared/vendor/ros2}
 STAMP="$VENV/.hybrid_pose_ros_tools_stamp"
 # The vendored Python packages, in dependency order. Not ros2topic: its verbs need
@@ -51,7 +51,8 @@ fi
 quiet_pip() { python -m pip install -q "$@" 2>&1 | { grep -v "is ignored: it is neither" || true; }; }
 quiet_pip "${PYPI[@]}"
 # pip builds a local folder in place: copy the read-only sources first.
-SRC="$ROOT/build/ros_tools/src"
+BUILD="$ROOT/build/ros_tools/$(basename "$VENV")"
+SRC="$BUILD/src"
 rm -rf "$SRC" && mkdir -p "$SRC"
 cp -r "$VENDOR"/. "$SRC"/ && chmod -R u+w "$SRC"
 echo "ros-tools: installing ${#PACKAGES[@]} packages from $VENDOR into $VENV"
@@ -59,7 +60,7 @@ quiet_pip --no-deps --no-build-isolation "${PACKAGES[@]/#/$SRC/}"
 
 for pkg in "${INTERFACES[@]}"; do
   name=$(basename "$pkg")
-  build="$ROOT/build/ros_tools/$name"
+  build="$BUILD/$name"
   mkdir -p "$build"
   echo "ros-tools: building $name"
   AMENT_PREFIX_PATH="$VENV" cmake -S "$SRC/$pkg" -B "$build" -DCMAKE_PREFIX_PATH="$VENV" \

