@@ -12,6 +12,8 @@
 # results (mutants/): an interrupted run resumes where it stopped, and a source file that
 # changed gets new mutants (only those are run again). The table of all groups is printed last.
 set -euo pipefail
+# one function, read whole before it runs: editing this file during a run cannot derail it
+main() {
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 MUTMUT_VERSION=3.8.1
@@ -43,9 +45,10 @@ fi
 
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 export ROS_DOMAIN_ID=${ROS_DOMAIN_ID:-$(( RANDOM % 70 + 21 ))}
-rm -rf "$WORK/head"
-mkdir -p "$WORK/head"
-git archive HEAD | tar -x -C "$WORK/head"
+mkdir -p "$WORK"
+HEAD_FILES=$(mktemp -d "$WORK/head.XXXXXX")
+trap 'rm -rf "$HEAD_FILES"' EXIT
+git archive HEAD | tar -x -C "$HEAD_FILES"
 trees=()
 for group in "${groups[@]}"; do
   tree=$WORK/$group
@@ -53,7 +56,7 @@ for group in "${groups[@]}"; do
   echo "mutate: group $group in $tree"
   # the files of HEAD (what others edit meanwhile in the working tree is left out); only files
   # whose content changed are rewritten, so unchanged sources keep their mutants and verdicts
-  "$PY" - "$WORK/head" "$tree" "$CONFIG" "$group" <<'PY'
+  "$PY" - "$HEAD_FILES" "$tree" "$CONFIG" "$group" <<'PY'
 import configparser, filecmp, pathlib, shutil, sys
 head, tree, config_path, group = sys.argv[1], pathlib.Path(sys.argv[2]), *sys.argv[3:]
 head = pathlib.Path(head)
@@ -96,5 +99,7 @@ cli()
 PY
   ) || echo "mutate: mutmut stopped with status $? in group $group"
 done
-rm -rf "$WORK/head"
 "$PY" "$ROOT/scripts/mutation_report.py" "${trees[@]}"
+}
+
+main "$@"
