@@ -12,6 +12,24 @@
 # results (mutants/): an interrupted run resumes where it stopped, and a source file that
 # changed gets new mutants (only those are run again). The table of all groups is printed last.
 set -euo pipefail
+# Single-threaded maths: mutmut forks its workers from a process that ran torch and numpy, and
+# a thread pool (OpenMP, OpenBLAS) copied by fork can leave a worker waiting on a lock forever.
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1
+
+# Stop a worker of mutmut (pid $1) that used no CPU for two minutes: mutmut's own limit counts
+# CPU time, which a worker waiting on a lock never spends. SIGXCPU is mutmut's timeout verdict.
+unstick() {
+  declare -A last
+  local pid cpu
+  while kill -0 "$1" 2>/dev/null; do
+    sleep 120
+    while read -r pid cpu; do
+      [ "${last[$pid]:-}" != "$cpu" ] || kill -XCPU "$pid" 2>/dev/null || true
+      last[$pid]=$cpu
+    done < <(ps -o pid=,time= --ppid "$1")
+  done
+}
+
 # one function, read whole before it runs: editing this file during a run cannot derail it
 main() {
 cd "$(dirname "$0")/.."
@@ -90,14 +108,20 @@ PY
       continue
     fi
   fi
-  (cd "$tree" && nice -n 10 "$PY" - "$TOOLS" run --max-children "$JOBS" "${names[@]}" <<'PY'
+  cd "$tree"
+  nice -n 10 "$PY" - "$TOOLS" run --max-children "$JOBS" "${names[@]}" <<'PY' &
 import sys
 sys.path.append(sys.argv.pop(1))
 sys.argv[0] = 'mutmut'
 from mutmut.__main__ import cli
 cli()
 PY
-  ) || echo "mutate: mutmut stopped with status $? in group $group"
+  local mutmut=$!
+  unstick "$mutmut" &
+  local watchdog=$!
+  wait "$mutmut" || echo "mutate: mutmut stopped with status $? in group $group"
+  kill "$watchdog" 2>/dev/null || true
+  cd "$ROOT"
 done
 "$PY" "$ROOT/scripts/mutation_report.py" "${trees[@]}"
 }
