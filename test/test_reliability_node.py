@@ -121,7 +121,7 @@ class Harness(SpinningNode):
 
     def wait_for_node(self, process):
         assert self.spin_until(lambda: self.publisher.get_subscription_count() > 0
-                               and self.statuses, 30.0, process), 'node did not start'
+                               and self.statuses, 120.0, process), 'node did not start'
 
 
 def stamp_us(msg):

@@ -233,14 +233,13 @@ def debug_image_rgb(events: np.ndarray, width: int, height: int, xy: np.ndarray,
     events = events[inside]
     index = events['y'].astype(np.int64) * width + events['x']
     counts = np.bincount(index, minlength=width * height)
-    on = np.bincount(index, weights=events['p'].astype(np.float64), minlength=width * height)
-    seen = counts > 0
-    level = np.zeros(width * height)
-    level[seen] = np.minimum(1.0, 0.45 + 0.18 * np.log2(counts[seen]))
-    color = np.where((on * 2 >= counts)[:, None], ON_COLOR, OFF_COLOR)
-    image = np.full((width * height, 3), 16.0)
-    image[seen] = color[seen] * level[seen, None]
-    image = image.reshape(height, width, 3).astype(np.uint8)
+    on = np.bincount(index, weights=events['p'], minlength=width * height)
+    lit = np.flatnonzero(counts)   # a few thousand pixels: only they are coloured
+    level = np.minimum(1.0, 0.45 + 0.18 * np.log2(counts[lit]))
+    color = np.where((on[lit] * 2 >= counts[lit])[:, None], ON_COLOR, OFF_COLOR)
+    image = np.full((height * width, 3), 16, dtype=np.uint8)
+    image[lit] = (color * level[:, None]).astype(np.uint8)
+    image = image.reshape(height, width, 3)
     xy = np.nan_to_num(xy)
     draw_skeleton(image, xy, visible, CENTRE_COLOR)
     draw_skeleton(image, xy, visible & _LEFT, LEFT_COLOR)
