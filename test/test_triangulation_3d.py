@@ -3,8 +3,9 @@
 from helpers import REPO_ROOT
 from hybrid_pose_ros.data.cameras import CAM_TO_P, dhp19_rig, project_dhp19
 from hybrid_pose_ros.geometry.calibration import (
-    CalibrationError, decompose_projection, from_dhp19, from_krt, load_calibration,
-    parse_calibration, refine_points, rotation_to_quaternion, triangulate_joints)
+    CalibrationError, decompose_projection, from_dhp19, from_krt, from_projection,
+    load_calibration, parse_calibration, refine_points, rotation_to_quaternion,
+    triangulate_joints)
 from hybrid_pose_ros.geometry.triangulation import triangulate
 import numpy as np
 import pytest
@@ -269,3 +270,99 @@ class TestStampMatcher:
         assert self.add(m, 0, 10) == []          # bag looped: 5 s back
         assert m.counters['clock_jumps'] == 1 and m.counters['late_poses'] == 0
         assert len(self.add(m, 1, 10)) == 1
+
+
+def _quaternion_matrix(quaternion: np.ndarray) -> np.ndarray:
+    x, y, z, w = quaternion
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+
+
+def _rotation(axis, angle: float) -> np.ndarray:
+    axis = np.asarray(axis, dtype=np.float64) / np.linalg.norm(axis)
+    cross = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    return np.eye(3) + np.sin(angle) * cross + (1 - np.cos(angle)) * cross @ cross
+
+
+@pytest.mark.parametrize('axis, angle', [
+    ([0.2, 0.3, 0.9], 0.4),        # small angle: the trace is largest
+    ([1.0, 0.1, -0.2], 3.0),       # near half turns: the largest diagonal entry decides
+    ([0.1, -1.0, 0.3], 2.9),
+    ([-0.2, 0.1, 1.0], 3.1),
+    ([1.0, 1.0, 0.0], np.pi),      # exact half turn: w = 0
+    ([0.0, 0.0, 1.0], 0.0),
+])
+def test_quaternions_of_rotations_in_every_branch_give_the_rotation_back(axis, angle):
+    rotation = _rotation(axis, angle)
+    quaternion = rotation_to_quaternion(rotation)
+    assert quaternion[3] >= 0 and np.linalg.norm(quaternion) == pytest.approx(1.0, abs=1e-12)
+    np.testing.assert_allclose(_quaternion_matrix(quaternion), rotation, atol=1e-12)
+    half = np.sin(angle / 2) * np.asarray(axis) / np.linalg.norm(axis)
+    expected = np.append(half, np.cos(angle / 2))
+    np.testing.assert_allclose(quaternion, expected if expected[3] > 0 else -expected,
+                               atol=1e-12)
+
+
+def test_projection_defaults_are_metres_and_pixel_centres():
+    p = RIG[1].dhp19_matrix()
+    np.testing.assert_array_equal(from_projection(p), p)
+    np.testing.assert_array_equal(from_projection(p, 'mm'), p @ np.diag([1e3, 1e3, 1e3, 1.0]))
+    shift = np.array([[1.0, 0.0, -0.5], [0.0, 1.0, -0.5], [0.0, 0.0, 1.0]])
+    np.testing.assert_array_equal(from_projection(p, pixel_origin='corner'), shift @ p)
+    k, r, t = RIG[1].K, RIG[1].R, RIG[1].t
+    np.testing.assert_allclose(from_krt(k, r, t), k @ np.hstack([r, t[:, None]]), atol=1e-12)
+
+
+@pytest.mark.parametrize('call, message', [
+    (lambda: from_projection(np.zeros((3, 3))),
+     r'^projection must be a finite array of shape \(3, 4\), got shape \(3, 3\)$'),
+    (lambda: from_projection(np.zeros((3, 4)), units='cm'),
+     r"^units must be one of \('m', 'mm'\), got 'cm'$"),
+    (lambda: from_projection(np.zeros((3, 4)), pixel_origin='top'),
+     r"^pixel_origin must be one of \('center', 'corner'\), got 'top'$"),
+    (lambda: from_krt(np.eye(2), np.eye(3), np.zeros(3)),
+     r'^K must be a finite array of shape \(3, 3\), got shape \(2, 2\)$'),
+    (lambda: from_krt(np.eye(3), np.eye(4), np.zeros(3)),
+     r'^R must be a finite array of shape \(3, 3\), got shape \(4, 4\)$'),
+    (lambda: from_krt(np.eye(3), np.eye(3), np.zeros(4)),
+     r'^t must be a finite array of shape \(3,\), got shape \(4,\)$'),
+    (lambda: from_krt(np.eye(3), 1.01 * np.eye(3), np.zeros(3)),
+     r'^R must be a rotation matrix \(orthonormal, det \+1\)$'),
+    (lambda: from_krt(np.eye(3), np.diag([1.0, 1.0, -1.0]), np.zeros(3)),
+     r'^R must be a rotation matrix \(orthonormal, det \+1\)$'),
+    (lambda: decompose_projection(np.zeros(4)),
+     r'^projection must be a finite array of shape \(3, 4\), got shape \(4,\)$'),
+    (lambda: from_dhp19(np.zeros((4, 3))),
+     r'^dhp19_projection_mm must be a finite array of shape \(3, 4\), got shape \(4, 3\)$'),
+])
+def test_calibration_errors_say_which_matrix_is_wrong(call, message):
+    with pytest.raises(CalibrationError, match=message):
+        call()
+
+
+def test_rotations_are_checked_to_a_micro_tolerance():
+    k, t = RIG[2].K, RIG[2].t
+    rotation = next(r for r in (_rotation([1.0, seed, 0.3], 0.1 * seed) for seed in range(1, 50))
+                    if np.linalg.det(r) < 1.0)      # a proper rotation whose det rounds below 1
+    from_krt(k, rotation, t)
+    from_krt(k, np.round(rotation, 7), t)           # 7 decimals, as calibration files give them
+    with pytest.raises(CalibrationError):
+        from_krt(k, rotation + 1e-4, t)
+
+
+def test_decomposition_of_a_small_projection_is_a_proper_rotation():
+    camera = RIG[3]
+    for scale in (1e-3, -1e-3, 1.0):      # |det| of the left block below and above 1
+        k, r, t = decompose_projection(scale * camera.K @ np.hstack([camera.R,
+                                                                      camera.t[:, None]]))
+        np.testing.assert_allclose(r, camera.R, atol=1e-9)
+        np.testing.assert_allclose(t, camera.t, atol=1e-9)
+        np.testing.assert_allclose(k, camera.K / camera.K[2, 2], rtol=1e-9)
+
+
+def test_dhp19_folder_cameras_are_named_with_their_frames(tmp_path):
+    np.save(tmp_path / f'P{CAM_TO_P[2]}.npy', RIG[2].dhp19_matrix())
+    calib = load_calibration(tmp_path)
+    assert [(c.name, c.frame_id) for c in calib.values()] == [('cam2', 'cam2_optical_frame')]
