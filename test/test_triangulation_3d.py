@@ -355,8 +355,8 @@ def test_rotations_are_checked_to_a_micro_tolerance():
 def test_decomposition_of_a_small_projection_is_a_proper_rotation():
     camera = RIG[3]
     for scale in (1e-3, -1e-3, 1.0):      # |det| of the left block below and above 1
-        k, r, t = decompose_projection(scale * camera.K @ np.hstack([camera.R,
-                                                                      camera.t[:, None]]))
+        projection = scale * camera.K @ np.hstack([camera.R, camera.t[:, None]])
+        k, r, t = decompose_projection(projection)
         np.testing.assert_allclose(r, camera.R, atol=1e-9)
         np.testing.assert_allclose(t, camera.t, atol=1e-9)
         np.testing.assert_allclose(k, camera.K / camera.K[2, 2], rtol=1e-9)
