@@ -15,7 +15,7 @@ pytestmark = pytest.mark.ros
 rclpy = pytest.importorskip('rclpy')
 STARTUP_S = 120.0
 """Wait for a node to start: on two cores shared with other work its imports and warm-up
-took 27-40 s (8 s alone)."""
+took 27-40 s."""
 
 
 RCLPY_WITHOUT_MESSAGE_INFO = """
