@@ -120,3 +120,34 @@ def test_compiled_fast_path_gives_way_to_the_torch_path_on_nonfinite_values():
     assert decode._decode_finite_cpu(maps) is None
     assert decode.decode_finite_peaks(maps.numpy()) is None
     assert decode._decode_finite_cpu(torch.zeros(13, 8, 8)) is not None
+
+
+def test_cpu_integer_decode_takes_the_compiled_path(monkeypatch):
+    calls = []
+    compiled = decode._decode_finite_cpu
+    monkeypatch.setattr(decode, '_decode_finite_cpu',
+                        lambda maps: calls.append(tuple(maps.shape)) or compiled(maps))
+    maps = torch.rand(13, 8, 8, generator=torch.Generator().manual_seed(2))
+    decode_heatmaps(maps)
+    decode_heatmaps(maps, subpixel=True)
+    assert calls == [(13, 8, 8)]            # the integer decode only
+
+
+BORDER_PEAKS = [(0, 2), (1, 2), (4, 2), (5, 2), (2, 0), (2, 1), (2, 4), (2, 5), (5, 5), (0, 0),
+                (5, 0), (0, 5), (1, 1), (4, 4)]
+
+
+def test_subpixel_next_to_every_border_and_in_a_batch():
+    maps = torch.zeros(len(BORDER_PEAKS), 2, 6, 6)
+    for i, (row, col) in enumerate(BORDER_PEAKS):
+        for dr, dc, value in [(0, 0, 1.0), (0, -1, 0.5), (0, 1, 0.25), (-1, 0, 0.25),
+                              (1, 0, 0.5)]:
+            if 0 <= row + dr < 6 and 0 <= col + dc < 6:
+                maps[i, :, row + dr, col + dc] = value
+    xy = decode_heatmaps(maps, subpixel=True).xy
+    for i, (row, col) in enumerate(BORDER_PEAKS):
+        # the parabola through 0.5, 1, 0.25 peaks 0.1 px towards the 0.5 side, on either axis
+        x = col - 0.1 if 0 < col < 5 else col
+        y = row + 0.1 if 0 < row < 5 else row
+        for joint in range(2):
+            assert xy[i, joint].tolist() == pytest.approx([x, y], abs=1e-6), (row, col)
