@@ -49,6 +49,19 @@ def test_atan_surrogate_gradient_values():
     assert atan_surrogate_grad(torch.tensor(0.0), 4.0).item() == pytest.approx(2.0)
 
 
+def test_defaults_are_threshold_one_and_alpha_two_and_backward_uses_alpha():
+    v, x = torch.tensor([0.0, 0.5, 0.9]), torch.tensor([3.0, 1.5, 2.0])
+    default, explicit = lif_step(v, x, tau=3.0), lif_step(v, x, tau=3.0, v_threshold=1.0)
+    assert all(torch.equal(a, b) for a, b in zip(default, explicit))
+    assert default[0].tolist() == [1.0, 0.0, 1.0]
+    centred = torch.tensor([0.25, -0.5])
+    torch.testing.assert_close(atan_surrogate_grad(centred), atan_surrogate_grad(centred, 2.0))
+    membrane = torch.tensor([1.25, 0.5], requires_grad=True)
+    spike(membrane, 1.0, 4.0).sum().backward()
+    torch.testing.assert_close(membrane.grad, atan_surrogate_grad(centred, 4.0))
+    assert membrane.grad[0].item() == pytest.approx(2.0 / (1.0 + (math.pi / 2.0) ** 2))
+
+
 def test_reset_is_not_detached():
     v = torch.tensor([0.0], requires_grad=True)
     _, v_after = lif_step(v, torch.tensor([4.5]), tau=3.0, v_threshold=1.0)
