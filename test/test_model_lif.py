@@ -60,6 +60,17 @@ def test_defaults_are_threshold_one_and_alpha_two_and_backward_uses_alpha():
     spike(membrane, 1.0, 4.0).sum().backward()
     torch.testing.assert_close(membrane.grad, atan_surrogate_grad(centred, 4.0))
     assert membrane.grad[0].item() == pytest.approx(2.0 / (1.0 + (math.pi / 2.0) ** 2))
+    membrane = torch.tensor([1.0, 0.999, 1.5], requires_grad=True)
+    fired = spike(membrane)
+    assert fired.tolist() == [1.0, 0.0, 1.0]
+    fired.sum().backward()
+    torch.testing.assert_close(membrane.grad, atan_surrogate_grad(membrane.detach() - 1.0, 2.0))
+    # lif_step passes its alpha on to the surrogate gradient
+    v = torch.tensor([0.0, 0.5], requires_grad=True)
+    spikes, _ = lif_step(v, torch.tensor([3.0, 2.0]), tau=2.0, v_threshold=1.0, alpha=4.0)
+    spikes.sum().backward()
+    charged = torch.tensor([1.5, 1.25])
+    torch.testing.assert_close(v.grad, atan_surrogate_grad(charged - 1.0, 4.0) * 0.5)
 
 
 def test_reset_is_not_detached():
