@@ -57,6 +57,19 @@ def test_dhp19_recording_becomes_a_bag_with_events_and_ground_truth(tmp_path, re
     assert rig['cam3']['frame_id'] == 'cam3_optical_frame' and len(rig['joint_names']) == 13
 
 
+def test_a_camera_without_events_gets_empty_messages_over_the_labels(tmp_path, recording):
+    folder, events, poses = recording
+    empty = events[:0]
+    dhp19.write_events(dhp19.events_path(str(folder), 'S13_session1_mov1'),
+                       {3: events, 2: empty})
+    out = tmp_path / 'bag'
+    counts = dhp19_to_bag(str(folder), 'S13_session1_mov1', [3, 2], str(out), message_ms=10.0)
+    assert counts['/cam2/events'] == 30 and counts['/cam3/events'] == 30
+    decoded = [codecs.decode_event_array(raw) for topic, _, _, raw in read_bag(out)
+               if topic == '/cam2/events']
+    assert len(decoded) == 30 and all(len(d.events) == 0 for d in decoded)
+
+
 def test_max_seconds_keeps_the_first_part_of_a_recording(tmp_path, recording):
     folder, events, poses = recording
     out = tmp_path / 'bag'

@@ -121,7 +121,9 @@ def dhp19_to_bag(folder: str, recording: str, cameras: list[int], out: str,
             conn = writer.add_connection(topic, EVENT_ARRAY if encoding == 'dvs'
                                          else EVENT_PACKET, typestore=typestore)
             step = int(message_ms * 1000)
-            edges = np.arange(t0_us, int(events['t'][-1]) + step + 1, step)
+            # a camera without events still gets its (empty) messages over the labelled span
+            last_us = int(events['t'][-1]) if len(events) else t0_us + int(label_us[-1]) - 1
+            edges = np.arange(t0_us, last_us + step + 1, step)
             idx = np.searchsorted(events['t'], edges)
             for seq, (a, b, end) in enumerate(zip(idx[:-1], idx[1:], edges[1:])):
                 writer.write(conn, int(end) * 1000,
