@@ -211,7 +211,7 @@ def test_two_2d_nodes_on_the_sample_bag_feed_the_3d_node(tmp_path, rclpy_context
                                                                  qos) for name in names}
     try:
         assert bench.spin_until(lambda: all(p.get_subscription_count() > 0
-                                            for p in event_pubs.values()), 60.0, nodes[0])
+                                            for p in event_pubs.values()), STARTUP_S, nodes[0])
         # the 3D node must have discovered both 2D pose topics before the first pose is sent
         assert bench.spin_until(lambda: all(
             bench.node.count_subscribers(f'/{name}/hybrid_pose_node/pose') >= 2
