@@ -6,7 +6,7 @@ from hybrid_pose_ros.geometry.calibration import (
     CalibrationError, decompose_projection, from_dhp19, from_krt, from_projection,
     load_calibration, parse_calibration, refine_points, rotation_to_quaternion,
     triangulate_joints)
-from hybrid_pose_ros.geometry.triangulation import triangulate
+from hybrid_pose_ros.geometry.triangulation import project, triangulate
 import numpy as np
 import pytest
 import yaml
@@ -366,3 +366,65 @@ def test_dhp19_folder_cameras_are_named_with_their_frames(tmp_path):
     np.save(tmp_path / f'P{CAM_TO_P[2]}.npy', RIG[2].dhp19_matrix())
     calib = load_calibration(tmp_path)
     assert [(c.name, c.frame_id) for c in calib.values()] == [('cam2', 'cam2_optical_frame')]
+
+
+def _krt_entry(cam: int, **extra) -> dict:
+    camera = RIG[cam]
+    return {'K': camera.K.tolist(), 'R': camera.R.tolist(), 't': camera.t.tolist(), **extra}
+
+
+def test_camera_entries_with_their_defaults_and_their_own_values():
+    calib = parse_calibration({'cameras': {
+        'a': _krt_entry(1),
+        'b': _krt_entry(1, pixel_origin='corner', width=640, height=480, frame_id='b_frame'),
+        'c': {'dhp19_projection_mm': RIG[2].dhp19_matrix().tolist(), 'height': 300},
+        'd': {'dhp19_projection_mm': RIG[2].dhp19_matrix().tolist()}}})
+    a, b, c, d = (calib[name] for name in 'abcd')
+    assert [(x.name, x.frame_id, x.width, x.height) for x in (a, b, c, d)] == [
+        ('a', 'a_optical_frame', 346, 260), ('b', 'b_frame', 640, 480),
+        ('c', 'c_optical_frame', 346, 300), ('d', 'd_optical_frame', 346, 260)]
+    np.testing.assert_allclose(a.project(POINT), rig_pixels(1, POINT) + 0.5, atol=1e-9)
+    np.testing.assert_allclose(b.project(POINT), rig_pixels(1, POINT), atol=1e-9)
+    # DHP19 rows count from the bottom of a sensor of the given height
+    np.testing.assert_allclose(c.project(POINT)[1] - d.project(POINT)[1], 40.0, atol=1e-9)
+
+
+@pytest.mark.parametrize('document, message', [
+    ([1, 2], '^expected a YAML mapping of camera names$'),
+    ({'cameras': [1]}, "^'cameras' must map camera names to entries$"),
+    ({'cameras': {'x': 3}}, '^no camera entries found$'),
+    ({'x': {}}, r"^camera 'x': give exactly one of projection, K/R/t or dhp19_projection_mm "
+                r'\(found none\)$'),
+    ({'x': {'projection': np.eye(3, 4).tolist(), 'K': np.eye(3).tolist()}},
+     r"^camera 'x': give exactly one of projection, K/R/t or dhp19_projection_mm "
+     r"\(found \['projection', 'K'\]\)$"),
+    ({'x': {'K': np.eye(3).tolist(), 't': [0, 0, 1]}},
+     r"^camera 'x': K needs R and t too \(missing \['R'\]\)$"),
+    ({'x': {'projection': np.zeros((3, 4)).tolist()}},
+     "^camera 'x': the projection matrix is degenerate$"),
+    ({'x': {'projection': [[1, 0, 0, 0], [0, 1, 0, 0], [1, 1, 0, 5]]}},
+     "^camera 'x': the projection matrix is degenerate$"),
+])
+def test_calibration_document_errors_give_the_reason(document, message):
+    with pytest.raises(CalibrationError, match=message):
+        parse_calibration(document)
+
+
+def test_calibration_file_errors_name_the_file(tmp_path):
+    with pytest.raises(CalibrationError, match=r'missing\.yaml: No such file or directory$'):
+        load_calibration(tmp_path / 'missing.yaml')
+    broken = tmp_path / 'broken.yaml'
+    broken.write_text('cameras: [unclosed\n')
+    with pytest.raises(CalibrationError, match=r'broken\.yaml: not valid YAML \('):
+        load_calibration(broken)
+
+
+def test_triangulation_computes_in_float64_whatever_the_input_type():
+    cameras = np.stack([RIG[cam].dhp19_matrix() for cam in range(4)])
+    points = np.array([[0.1, 0.2, 1.3], [-0.3, 0.1, 0.6]]) * 1e3
+    uv = np.stack([project(p, points) for p in cameras], axis=-2)
+    single = triangulate(cameras.astype(np.float32), uv.astype(np.float32))
+    assert single.dtype == np.float64
+    np.testing.assert_allclose(single, triangulate(cameras.astype(np.float32).astype(np.float64),
+                                                   uv.astype(np.float32).astype(np.float64)),
+                               rtol=0, atol=1e-9)
