@@ -77,7 +77,8 @@ def test_triangulation_does_not_depend_on_the_scale_of_each_projection_matrix():
     uv += rng.normal(0.0, 2.0, uv.shape)         # noisy: the scale would move the least squares
     weights = rng.uniform(0.2, 1.0, uv.shape[:-1])
     reference = triangulate(cameras, uv, weights)
-    for scales in ([1e3, 1.0, 1e-3], [-1.0, 7.0, 0.01], [5.0, 5.0, 5.0]):
+    # 1e-8: rows of a norm below 1 are normalised too
+    for scales in ([1e3, 1.0, 1e-3], [-1.0, 7.0, 0.01], [5.0, 5.0, 5.0], [1e-8, 1e-8, 1.0]):
         scaled = cameras * np.array(scales)[:, None, None]
         np.testing.assert_allclose(triangulate(scaled, uv, weights), reference, rtol=1e-9,
                                    atol=1e-6)

@@ -66,3 +66,11 @@ def test_weights_and_unusable_views():
 def test_shape_errors():
     with pytest.raises(ValueError):
         triangulate(np.zeros((2, 3, 4)), np.zeros((3, 2)))
+
+
+def test_wrong_shapes_are_rejected_whichever_is_wrong():
+    cameras, uv = np.zeros((2, 3, 4)), np.zeros((5, 2, 2))
+    for bad in ((np.zeros((2, 3, 3)), uv), (cameras, np.zeros((5, 3, 2))),
+                (cameras, np.zeros((5, 2, 3)))):
+        with pytest.raises(ValueError, match=r'^expected projections \[C, 3, 4\] and uv'):
+            triangulate(*bad)
