@@ -4,7 +4,7 @@ from helpers import REPO_ROOT
 from hybrid_pose_ros.data.cameras import CAM_TO_P, dhp19_rig, project_dhp19
 from hybrid_pose_ros.geometry.calibration import (
     CalibrationError, decompose_projection, from_dhp19, from_krt, from_projection,
-    load_calibration, parse_calibration, refine_points, rotation_to_quaternion,
+    load_calibration, parse_calibration, parse_camera, refine_points, rotation_to_quaternion,
     triangulate_joints)
 from hybrid_pose_ros.geometry.triangulation import project, triangulate
 import numpy as np
@@ -428,3 +428,32 @@ def test_triangulation_computes_in_float64_whatever_the_input_type():
     np.testing.assert_allclose(single, triangulate(cameras.astype(np.float32).astype(np.float64),
                                                    uv.astype(np.float32).astype(np.float64)),
                                rtol=0, atol=1e-9)
+
+
+def test_non_numeric_matrices_and_non_mapping_entries_are_calibration_errors():
+    with pytest.raises(CalibrationError,
+                       match=r"^camera 'x': projection must be a numeric array of shape \(3, 4\)$"):
+        parse_calibration({'x': {'projection': [['a'] * 4] * 3}})
+    with pytest.raises(CalibrationError, match="^camera 'x': expected a mapping$"):
+        parse_camera('x', [1, 2])
+
+
+def test_joint_triangulation_checks_its_input_and_refines_by_default():
+    cameras = list(parse_calibration({f'c{cam}': {
+        'dhp19_projection_mm': RIG[cam].dhp19_matrix().tolist()} for cam in (0, 1, 2)}).values())
+    points = skeleton(3)
+    rng = np.random.default_rng(4)
+    xy = np.stack([c.project(points) for c in cameras]) + rng.normal(0.0, 1.5, (3, 13, 2))
+    for bad in (xy[:2], xy[..., :1], xy[0]):
+        with pytest.raises(ValueError, match=r'^expected xy \[3, J, 2\], got \('):
+            triangulate_joints(cameras, bad)
+    projections = np.stack([c.projection for c in cameras])
+    uv = np.swapaxes(xy, 0, 1)
+    start = triangulate(projections, uv)
+    one = triangulate_joints(cameras, xy, refine_iterations=1)
+    np.testing.assert_allclose(one, refine_points(projections, uv, np.ones((13, 3)), start, 1))
+    assert np.abs(one - start).max() > 1e-6             # one step moves the DLT's points
+    np.testing.assert_array_equal(triangulate_joints(cameras, xy, refine_iterations=0), start)
+    np.testing.assert_array_equal(
+        triangulate_joints(cameras, xy),
+        refine_points(projections, uv, np.ones((13, 3)), start, 5))
