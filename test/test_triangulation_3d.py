@@ -431,8 +431,8 @@ def test_triangulation_computes_in_float64_whatever_the_input_type():
 
 
 def test_non_numeric_matrices_and_non_mapping_entries_are_calibration_errors():
-    with pytest.raises(CalibrationError,
-                       match=r"^camera 'x': projection must be a numeric array of shape \(3, 4\)$"):
+    numeric = r"^camera 'x': projection must be a numeric array of shape \(3, 4\)$"
+    with pytest.raises(CalibrationError, match=numeric):
         parse_calibration({'x': {'projection': [['a'] * 4] * 3}})
     with pytest.raises(CalibrationError, match="^camera 'x': expected a mapping$"):
         parse_camera('x', [1, 2])
