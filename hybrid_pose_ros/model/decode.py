@@ -26,8 +26,8 @@ import torch
 
 DEFAULT_MIN_CONFIDENCE = 0.025
 """Joints below this confidence are reported missing (the node's ``min_confidence`` default):
-the 3rd percentile of the bundled hybrid's confidences of visible joints on its validation
-windows (docs/training.md)."""
+between the 2nd and 3rd percentile of the bundled hybrid's confidences of visible joints on its
+validation windows (docs/training.md)."""
 
 
 class JointEstimates(NamedTuple):
