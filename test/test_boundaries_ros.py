@@ -151,3 +151,33 @@ def test_messages_lost_needs_a_publisher_and_a_sequence_number():
                                          'publication_sequence_number': 5}, _info(1, 3)]:
         node_module.HybridPoseNode._count_lost(fake, info)
     assert fake.stats['messages_lost'] == 0 and fake.last_sequence == {bytes([1] * 16): 3}
+
+
+@pytest.mark.parametrize('spec', PARAMETERS, ids=lambda spec: spec.name)
+def test_descriptors_carry_the_bounds_and_the_read_only_flag(spec):
+    descriptor = spec.descriptor()
+    assert descriptor.description == spec.description and descriptor.dynamic_typing
+    assert descriptor.read_only == spec.read_only
+    plain = spec.descriptor(ranges=False)
+    assert (list(plain.integer_range), list(plain.floating_point_range)) == ([], [])
+    if spec.name not in BOUNDS:
+        assert (list(descriptor.integer_range), list(descriptor.floating_point_range)) == ([], [])
+        return
+    low, high = BOUNDS[spec.name]
+    if isinstance(spec.default, int):
+        (bound,) = descriptor.integer_range
+        assert (bound.from_value, bound.to_value, bound.step) == (
+            low, 2**63 - 1 if high is None else high, 0)
+        assert list(descriptor.floating_point_range) == []
+    else:
+        (bound,) = descriptor.floating_point_range
+        assert (bound.from_value, bound.to_value, bound.step) == (
+            low, math.inf if high is None else high, 0.0)
+        assert list(descriptor.integer_range) == []
+
+
+def test_parameters_read_at_start_up_only_are_read_only():
+    read_only = {spec.name for spec in PARAMETERS if spec.read_only}
+    assert {'checkpoint', 'device', 'threads', 'input_type', 'events_topic', 'bin_us',
+            'sensor_width'} <= read_only
+    assert not {'max_pending_bins', 'min_confidence', 'marker_rate_hz'} & read_only
