@@ -573,8 +573,8 @@ def convert_release(root: str | os.PathLike, out: str | os.PathLike,
     converted again with the union. Corrupted recordings (more than five special events) are
     recorded as ``skipped``, and not read again; failures as ``error`` (the others go on).
     ``jobs`` recordings are converted in parallel (each needs about 70 bytes of memory per
-    event of its file: 2.1 GB for 30 M events). Writes ``dhp19_raw.json`` (per recording: status, alignment case,
-    counts) and the P matrices.
+    event of its file: 2.1 GB for 30 M events). Writes ``dhp19_raw.json`` (per recording:
+    status, alignment case, counts) and the P matrices.
     """
     root, out = str(root), str(out)
     cameras = sorted({int(c) for c in cameras})
