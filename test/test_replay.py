@@ -34,3 +34,25 @@ def test_waiting_in_vain_plays_nothing_and_fails(ros_env):
     assert '/cam3/events still had fewer than 1 subscriber(s); nothing was played' in (
         result.stderr), result.stderr
     assert 'published' not in result.stdout
+
+
+INTERRUPTED_REPLAY = '''
+import rclpy
+from hybrid_pose_ros.ros import replay as module
+def publish_fails(node, *args, **kwargs):
+    if {shut_down}:
+        rclpy.shutdown()   # SIGINT's handler shuts the context down before Python sees it
+    raise RuntimeError("Failed to publish: publisher's context is invalid")
+module.replay = publish_fails
+module.main(['unused_bag'])
+'''
+
+
+@pytest.mark.parametrize('shut_down', [True, False])
+def test_a_publish_failing_after_ctrl_c_is_an_interrupt_not_an_error(ros_env, shut_down):
+    result = subprocess.run([sys.executable, '-c', INTERRUPTED_REPLAY.format(
+        shut_down=shut_down)], env=ros_env, capture_output=True, text=True, timeout=60)
+    if shut_down:
+        assert result.returncode == 0 and 'Traceback' not in result.stderr, result.stderr
+    else:   # with the context still up the failure is real and reported
+        assert result.returncode == 1 and 'context is invalid' in result.stderr, result

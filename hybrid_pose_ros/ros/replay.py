@@ -225,6 +225,11 @@ def main(argv: list[str] | None = None) -> None:
               f'({stats.loops} pass(es), {stats.bag_s:.2f} s of bag time)')
     except KeyboardInterrupt:
         pass
+    except Exception:
+        # SIGINT shuts the context down first: a publish that fails after that is the
+        # interrupt arriving mid-message, not an error
+        if rclpy.ok():
+            raise
     finally:
         # Ctrl-C reaches a launched replay twice (terminal and launch): the second must not
         # interrupt the clean-up
