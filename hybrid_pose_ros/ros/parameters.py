@@ -126,7 +126,8 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('ann_precision', 'auto', 'ANN arithmetic: float32, bfloat16 (about 1.5x '
                   'faster on CPUs with bfloat16 instructions, poses within about 0.01 px), int8 '
                   '(OpenVINO only, calibrated on the inputs the checkpoint stores; 1.3-1.7x '
-                  "faster than bfloat16, within 0.1 px; both measured with 0.1.0's weights) or "
+                  "faster than bfloat16, measured with 0.1.0's weights; +0.6 px on the sample "
+                  'bag with the bundled weights: 12.73 against 12.13 px in float32) or '
                   'auto (int8 where OpenVINO, NNCF and a calibrated checkpoint are there, else '
                   'bfloat16 where the CPU has it natively, else float32).',
                   _one_of(ANN_PRECISIONS), read_only=True),
