@@ -60,6 +60,17 @@ def marked_processes(token: str) -> list:
     return found
 
 
+def _as_from_a_shell() -> None:
+    """
+    Give the child Ctrl-C as a terminal would: SIGINT unblocked, default handler.
+
+    A child inherits the blocked-signal mask and ignored signals of the thread that starts it;
+    libraries loaded by earlier tests in this process may block SIGINT in it.
+    """
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Launch:
     """``ros2 launch hybrid_pose_ros ARGS`` with its output in a file and its processes marked."""
 
@@ -69,7 +80,8 @@ class Launch:
         env = {**env, MARKER: self.token}
         with open(log, 'w') as out:
             self.process = subprocess.Popen([ros2_command(), 'launch', 'hybrid_pose_ros', *args],
-                                            env=env, stdout=out, stderr=subprocess.STDOUT)
+                                            env=env, stdout=out, stderr=subprocess.STDOUT,
+                                            preexec_fn=_as_from_a_shell)
 
     def output(self) -> str:
         return self.log.read_text()

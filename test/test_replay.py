@@ -36,7 +36,7 @@ def test_waiting_in_vain_plays_nothing_and_fails(ros_env):
     assert 'published' not in result.stdout
 
 
-INTERRUPTED_REPLAY = '''
+INTERRUPTED_REPLAY = """
 import rclpy
 from hybrid_pose_ros.ros import replay as module
 def publish_fails(node, *args, **kwargs):
@@ -45,7 +45,7 @@ def publish_fails(node, *args, **kwargs):
     raise RuntimeError("Failed to publish: publisher's context is invalid")
 module.replay = publish_fails
 module.main(['unused_bag'])
-'''
+"""
 
 
 @pytest.mark.parametrize('shut_down', [True, False])
