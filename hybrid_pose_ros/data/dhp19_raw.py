@@ -89,7 +89,7 @@ import numpy as np
 NUM_CAMERAS = dhp19_filters.NUM_CAMERAS
 SUBJECTS = tuple(range(1, 18))
 MOVEMENTS_PER_SESSION = {1: 8, 2: 6, 3: 6, 4: 6, 5: 7}
-"""Movements of each session (``Generate_DHP19.m``); 33 per subject."""
+"""Movements of each DHP19 recording session (``Generate_DHP19.m``); 33 per subject."""
 VICON_PERIOD_US = 10_000
 """Vicon runs at 100 Hz; ``Generate_DHP19.m``'s ``1e4`` factor."""
 VICON_JOINTS = ('head', 'shoulderR', 'shoulderL', 'elbowR', 'elbowL', 'hipR', 'hipL', 'handR',
