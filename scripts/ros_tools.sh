@@ -58,17 +58,9 @@ cp -r "$VENDOR"/. "$SRC"/ && chmod -R u+w "$SRC"
 echo "ros-tools: installing ${#PACKAGES[@]} packages from $VENDOR into $VENV"
 quiet_pip --no-deps --no-build-isolation "${PACKAGES[@]/#/$SRC/}"
 
+source "$(dirname "${BASH_SOURCE[0]}")/build_interface.sh"
 for pkg in "${INTERFACES[@]}"; do
-  name=$(basename "$pkg")
-  build="$BUILD/$name"
-  mkdir -p "$build"
-  echo "ros-tools: building $name"
-  AMENT_PREFIX_PATH="$VENV" cmake -S "$SRC/$pkg" -B "$build" -DCMAKE_PREFIX_PATH="$VENV" \
-    -DCMAKE_INSTALL_PREFIX="$VENV" -DCMAKE_BUILD_TYPE=Release \
-    -DPython3_EXECUTABLE="$VENV/bin/python" -DBUILD_TESTING=OFF >"$build.log" 2>&1 \
-    || { cat "$build.log"; exit 1; }
-  cmake --build "$build" -j"$(nproc)" >>"$build.log" 2>&1 || { tail -50 "$build.log"; exit 1; }
-  cmake --install "$build" >>"$build.log" 2>&1 || { tail -50 "$build.log"; exit 1; }
+  build_interface "$SRC/$pkg" "$BUILD/$(basename "$pkg")" ros-tools
 done
 
 # This checkout as an installed package of the venv prefix, as `colcon build --symlink-install`

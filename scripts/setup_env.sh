@@ -19,7 +19,7 @@ STAMP="$VENV/.hybrid_pose_setup_stamp"
 INTERFACES=(test/interfaces/dvs_msgs test/interfaces/event_camera_msgs)
 
 fingerprint() {
-  cat requirements/venv.txt "${ROS_REQUIREMENTS[@]}" scripts/setup_env.sh setup.py setup.cfg \
+  cat requirements/venv.txt "${ROS_REQUIREMENTS[@]}" scripts/setup_env.sh scripts/build_interface.sh setup.py setup.cfg \
     package.xml $(find -L "${INTERFACES[@]}" -type f | sort) | sha256sum | cut -d' ' -f1
 }
 
@@ -69,17 +69,9 @@ NPINC=$(python -c 'import numpy; print(numpy.get_include())')
   -e "s#/opt/python/cp${PYV}-cp${PYV}/include/python${PYD}#${PYINC}#g"
 
 # Interface packages, built into the venv prefix: importable with nothing sourced.
+source "$(dirname "${BASH_SOURCE[0]}")/build_interface.sh"
 for pkg in "${INTERFACES[@]}"; do
-  name=$(basename "$pkg")
-  build="$ROOT/build/interfaces-$DISTRO/$name"
-  mkdir -p "$build"
-  echo "setup: building $name"
-  AMENT_PREFIX_PATH="$VENV" cmake -S "$pkg" -B "$build" -DCMAKE_PREFIX_PATH="$VENV" \
-    -DCMAKE_INSTALL_PREFIX="$VENV" -DCMAKE_BUILD_TYPE=Release \
-    -DPython3_EXECUTABLE="$VENV/bin/python" -DBUILD_TESTING=OFF >"$build.log" 2>&1 \
-    || { cat "$build.log"; exit 1; }
-  cmake --build "$build" -j"$(nproc)" >>"$build.log" 2>&1 || { tail -50 "$build.log"; exit 1; }
-  cmake --install "$build" >>"$build.log" 2>&1 || { tail -50 "$build.log"; exit 1; }
+  build_interface "$pkg" "$ROOT/build/interfaces-$DISTRO/$(basename "$pkg")" setup
 done
 
 python -m pip install -q --no-deps --no-build-isolation -e .
